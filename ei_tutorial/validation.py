@@ -63,6 +63,7 @@ def check_ei_input(x: object, layer: nn.Module) -> None:
         )
     if not _should_check(x):
         return
+    x = x.detach()
     if not bool(torch.isfinite(x).all()):
         raise ValueError(
             f"{name} received NaN or infinite input values; check the previous layer "
