@@ -70,16 +70,16 @@ def attach_dale_projection(optimizer: torch.optim.Optimizer, model: nn.Module) -
 
 @torch.no_grad()
 def dale_violations(model: nn.Module) -> dict[str, tuple[int, float]]:
-    """Report sign-constrained parameters that hold negative values.
+    """Report sign-constrained parameters that hold negative or NaN values.
 
     Returns:
-        A mapping from qualified parameter name to ``(number of negative entries,
-        most negative value)``; empty when Dale's law holds.
+        A mapping from qualified parameter name to ``(number of entries that are not
+        >= 0, smallest value)``; empty when Dale's law holds. The smallest value is NaN
+        when the parameter holds a NaN.
     """
     report = {}
     for name, param in constrained_parameters(model):
-        negative = param < 0
-        count = int(negative.sum())
+        count = int((~(param >= 0)).sum())
         if count:
             report[name] = (count, float(param.min()))
     return report

@@ -77,3 +77,12 @@ def test_attach_rejects_model_without_ei_layers():
     model = nn.Linear(3, 3)
     with pytest.raises(ValueError, match="no sign-constrained parameters"):
         attach_dale_projection(torch.optim.SGD(model.parameters(), lr=0.1), model)
+
+
+def test_nan_entries_count_as_violations():
+    model = make_model()
+    with torch.no_grad():
+        model[0].gain_i[0] = float("nan")
+    report = dale_violations(model)
+    assert list(report) == ["0.gain_i"]
+    assert report["0.gain_i"][0] == 1
