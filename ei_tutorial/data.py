@@ -374,15 +374,25 @@ def _download(key: str, root: Path) -> None:
         _TORCHVISION_CLASSES[key](root=str(root), train=train, download=True)
 
 
+_IDX_FILE_LIST = "t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz and optionally the train-* pair"
+
+# How to lay out local files, shown in the error when a dataset cannot be found.
+_LAYOUT_HINTS = {
+    "mnist": f"mnist/ ({_IDX_FILE_LIST}) or torchvision's MNIST/raw/",
+    "fashion_mnist": f"fashion_mnist/ ({_IDX_FILE_LIST}) or torchvision's FashionMNIST/raw/",
+    "cifar10": "cifar-10-batches-py/ (the extracted cifar-10-python.tar.gz)",
+    "cifar100": "cifar-100-python/ (the extracted cifar-100-python.tar.gz)",
+}
+
+
 def _not_found_message(key: str, folders: list[Path], error: BaseException) -> str:
     info = _INFO[key]
     tried = "\n".join(f"  - {folder}" for folder in folders)
-    layouts = " or ".join(f"{DATA_ENV_VAR}/{sub}/" for sub in _LOCAL_FOLDERS[key])
     return (
         f"{info.display_name} ({key!r}) was not found in any of these folders:\n{tried}\n"
         f"and downloading it into {cache_dir()} failed: {type(error).__name__}: {error}\n"
         f"To fix this, connect to the internet and run again, or set {DATA_ENV_VAR} to a "
-        f"folder that holds the files as {layouts} (the layout torchvision downloads)."
+        f"folder that contains {_LAYOUT_HINTS[key]}."
     )
 
 
