@@ -28,7 +28,8 @@ def shared_mnist(monkeypatch, tmp_path):
     """Point the loader at the real MNIST files and an empty, private cache."""
     monkeypatch.setenv("EI_TUTORIAL_DATA", SHARED_DATA)
     monkeypatch.setenv("EI_TUTORIAL_CACHE", str(tmp_path / "cache"))
-    return Path(SHARED_DATA) / "mnist"
+    # The loader resolves symbolic links, so messages name the resolved folder.
+    return Path(SHARED_DATA).resolve() / "mnist"
 
 
 @pytest.fixture(scope="module")
