@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torchvision
-from torch.utils.data import DataLoader, Dataset, TensorDataset
+from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 
 logger = logging.getLogger(__name__)
 
@@ -449,6 +449,7 @@ def make_loaders(
     num_workers: int = 0,
     seed: int = 0,
     heldout_batch_size: int | None = None,
+    train_size: int | None = None,
 ) -> tuple[DataLoader, DataLoader]:
     """Build the training and held-out data loaders of a dataset.
 
@@ -463,21 +464,30 @@ def make_loaders(
         num_workers: Worker processes per loader (0 loads in the calling process).
         seed: Seed of the training shuffle.
         heldout_batch_size: Images per held-out batch; defaults to ``batch_size``.
+        train_size: Train on a random subset of at most this many images, drawn with
+            ``seed``; None uses the whole training part. Quick chapter settings use it to
+            keep one pass short whether or not the full training split is available.
 
     Returns:
         ``(train_loader, heldout_loader)`` yielding ``(images [B, C, H, W], labels [B])``.
 
     Raises:
-        ValueError: If ``name`` is unknown or a batch size or ``num_workers`` is invalid.
+        ValueError: If ``name`` is unknown, or a batch size, ``train_size`` or
+            ``num_workers`` is not a positive int (``num_workers`` may be 0).
         DatasetNotFoundError: As :func:`load_datasets`.
     """
-    for label, value in (("batch_size", batch_size), ("heldout_batch_size", heldout_batch_size)):
+    sizes = (("batch_size", batch_size), ("heldout_batch_size", heldout_batch_size), ("train_size", train_size))
+    for label, value in sizes:
         if value is not None and (not isinstance(value, int) or value < 1):
             raise ValueError(f"{label} must be a positive int, got {value!r}.")
     if not isinstance(num_workers, int) or num_workers < 0:
         raise ValueError(f"num_workers must be an int >= 0, got {num_workers!r}.")
 
     train, heldout = load_datasets(name, augment=augment)
+    if train_size is not None and train_size < len(train):
+        subset_order = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))
+        train = Subset(train, subset_order[:train_size].tolist())
+
     common = dict(
         num_workers=num_workers,
         pin_memory=torch.cuda.is_available(),

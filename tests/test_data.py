@@ -144,6 +144,23 @@ def test_make_loaders_batches_and_seed(shared_mnist):
     assert len(heldout.dataset) == 2000
 
 
+@needs_mnist
+def test_make_loaders_train_size_subset(shared_mnist):
+    train_a, heldout = data.make_loaders("mnist", 50, seed=1, train_size=500)
+    train_b, _ = data.make_loaders("mnist", 50, seed=1, train_size=500)
+    assert len(train_a.dataset) == 500
+    assert train_a.dataset.indices == train_b.dataset.indices
+    assert len(set(train_a.dataset.indices)) == 500
+    assert len(heldout.dataset) == 2000
+    whole, _ = data.make_loaders("mnist", 50, train_size=100_000)
+    assert len(whole.dataset) == 8000
+
+
+def test_make_loaders_rejects_bad_train_size():
+    with pytest.raises(ValueError, match="train_size must be a positive int, got 0"):
+        data.make_loaders("mnist", 10, train_size=0)
+
+
 def test_make_loaders_rejects_bad_batch_size():
     with pytest.raises(ValueError, match="batch_size must be a positive int, got 0"):
         data.make_loaders("mnist", 0)

@@ -13,6 +13,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((REPO_ROOT / "book").rglob("*.ipynb"))
 NOTEBOOKS = [path for path in NOTEBOOKS if ".ipynb_checkpoints" not in path.parts]
 NOTEBOOK_IDS = [str(path.relative_to(REPO_ROOT)) for path in NOTEBOOKS]
+CHAPTERS = sorted((REPO_ROOT / "book").glob("[0-9][0-9]_*.ipynb"))
 
 # The install cell must read exactly like this, with the repository URL from _config.yml.
 INSTALL_CELL = re.compile(
@@ -52,3 +53,10 @@ def test_first_code_cell_installs_library(path):
     repository = _config()["repository"]
     assert match["url"] == repository["url"]
     assert match["branch"] == repository["branch"]
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=[path.name for path in CHAPTERS])
+def test_chapter_seeds_torch(path):
+    notebook = nbformat.read(path, as_version=4)
+    code = "\n".join(cell.source for cell in notebook.cells if cell.cell_type == "code")
+    assert "torch.manual_seed(" in code, f"{path.name} never calls torch.manual_seed, so its results vary per run"
