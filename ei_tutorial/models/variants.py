@@ -75,7 +75,11 @@ def ei_conv_block(
 
 
 def ei_readout(in_features: int, num_classes: int, **layer_kwargs) -> nn.Module:
-    """Return ``EILinear(..., readout=True)`` with an E:I ratio that divides ``num_classes``."""
+    """Return ``EILinear(..., readout=True)`` with an E:I ratio that divides ``num_classes``.
+
+    The readout's gains ``g_E`` and ``g_I`` are frozen (``requires_grad=False``)
+    because its output does not depend on them.
+    """
     from ei_tutorial.circuit import EILinear
 
     kwargs = dict(layer_kwargs)
@@ -83,7 +87,13 @@ def ei_readout(in_features: int, num_classes: int, **layer_kwargs) -> nn.Module:
     ratio = readout_ei_ratio(num_classes, requested)
     if ratio != requested:
         logger.debug("readout of %d classes uses ei_ratio %d instead of %d", num_classes, ratio, requested)
-    return EILinear(in_features, num_classes, ei_ratio=ratio, readout=True, **kwargs)
+    layer = EILinear(in_features, num_classes, ei_ratio=ratio, readout=True, **kwargs)
+    # A readout does not divide, so g_E and g_I never reach its output. Freezing them keeps
+    # them out of the optimizer and lets DistributedDataParallel expect a gradient for
+    # every trainable parameter.
+    for name in ("gain_e", "gain_i"):
+        getattr(layer, name).requires_grad_(False)
+    return layer
 
 
 def _ei_initializer(model: nn.Module, batch) -> nn.Module:
