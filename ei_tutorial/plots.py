@@ -14,6 +14,7 @@ import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from ei_tutorial.analysis import IntensityResponse, current_statistics
 from ei_tutorial.neurons import LIF
 
 CURRENT_COLOR = "tab:gray"
@@ -183,4 +184,440 @@ def plot_trace_comparison(
         ax.set_title(f"{title}: spikes at t = {spike_steps.tolist()}", fontsize="small")
         ax.set_ylabel("membrane")
     axes[-1].set_xlabel("time step t")
+    return fig
+
+
+# ---------------------------------------------------------------------------
+# Spike encodings, surrogate gradients and a first training run (chapter 2)
+# ---------------------------------------------------------------------------
+
+E_COLOR = "tab:red"
+
+
+def _as_numpy(values) -> np.ndarray:
+    if isinstance(values, torch.Tensor):
+        return values.detach().cpu().double().numpy()
+    return np.asarray(values, dtype=float)
+
+
+def colormap_colors(n: int, name: str = "viridis") -> list:
+    """Return ``n`` colours evenly spaced along a matplotlib colormap."""
+    from matplotlib import colormaps
+
+    cmap = colormaps[name]
+    return [cmap(k / max(n - 1, 1)) for k in range(n)]
+
+
+def plot_encodings(image, encodings: Mapping[str, torch.Tensor], *, max_pixels: int = 120) -> Figure:
+    """Show one image next to its encodings over time, one raster per encoding.
+
+    Rows are the image's non-zero pixels, brightest at the top; at most ``max_pixels`` of
+    them, evenly spaced in that order. Columns are time steps. A dark cell is a spike (or,
+    for direct encoding, an intensity shown in grey levels).
+
+    Args:
+        image: Intensities ``[H, W]`` or ``[1, H, W]`` in [0, 1].
+        encodings: Maps a title to the encoded image ``[T, H, W]`` or ``[T, 1, H, W]``.
+        max_pixels: Most pixel rows drawn per raster.
+
+    Returns:
+        A Figure with the image on the left and one raster per encoding. Each raster's
+        title gives the sum of its values over all pixels (drawn or not) and steps, which
+        is the number of spikes for a spike encoding.
+    """
+    pixels = _as_numpy(image).reshape(-1)
+    order = np.argsort(-pixels, kind="stable")
+    order = order[pixels[order] > 0]
+    if order.size > max_pixels:
+        order = order[np.linspace(0, order.size - 1, max_pixels).round().astype(int)]
+
+    fig = Figure(figsize=(2.6 + 2.6 * len(encodings), 3.6), layout="constrained")
+    axes = fig.subplots(1, 1 + len(encodings), squeeze=False)[0]
+    side = int(round(np.sqrt(pixels.size)))
+    axes[0].imshow(pixels.reshape(side, -1), cmap="Greys", vmin=0, vmax=1)
+    axes[0].set_title("image")
+    axes[0].set_axis_off()
+    for ax, (title, encoded) in zip(axes[1:], encodings.items()):
+        values = _as_numpy(encoded)
+        values = values.reshape(values.shape[0], -1)
+        raster = values[:, order].T  # [pixels, T]
+        ax.imshow(raster, cmap="Greys", vmin=0, vmax=1, aspect="auto", interpolation="nearest")
+        ax.set_title(f"{title}\nsum = {values.sum():.0f}", fontsize="small")
+        ax.set_xlabel("time step t")
+        ax.set_yticks([])
+    axes[1].set_ylabel("pixel (brightest on top)")
+    return fig
+
+
+def plot_surrogates(x, derivatives: Mapping[str, torch.Tensor]) -> Figure:
+    """Plot the Heaviside step and the derivatives that surrogates put in its place.
+
+    Args:
+        x: Points :math:`h - v_{th}` ``[K]``, ascending.
+        derivatives: Maps a surrogate's name to its derivative at ``x``, ``[K]``.
+
+    Returns:
+        A Figure with two axes: the forward pass ``z = H(h - v_th)`` (shared by every
+        surrogate) and the backward pass ``dz/dh`` of each surrogate, with the exact
+        derivative (zero away from the threshold) as a dashed black line.
+    """
+    x = _as_numpy(x)
+    fig = Figure(figsize=(9, 3.4), layout="constrained")
+    ax_forward, ax_backward = fig.subplots(1, 2)
+    ax_forward.step(x, (x > 0).astype(float), where="post", color="black")
+    ax_forward.set_title("forward pass: z = H(h - v_th)")
+    ax_forward.set_xlabel("h - v_th")
+    ax_forward.set_ylabel("spike z")
+    for name, derivative in derivatives.items():
+        ax_backward.plot(x, _as_numpy(derivative), label=name)
+    ax_backward.plot(x, np.zeros_like(x), color="black", linestyle="--", label="exact (0 for h != v_th)")
+    ax_backward.set_title("backward pass: dz/dh")
+    ax_backward.set_xlabel("h - v_th")
+    ax_backward.set_ylabel("derivative")
+    ax_backward.legend(fontsize="small")
+    return fig
+
+
+def plot_spike_gradients(current, spikes, gradients: Mapping[str, torch.Tensor]) -> Figure:
+    """Plot one neuron's input current and spikes over time, and the gradient each backward pass assigns.
+
+    Args:
+        current: Input current ``[T]``.
+        spikes: Spikes ``[T]``, the same for every entry of ``gradients``.
+        gradients: Maps a title to the gradient of the spike count with respect to
+            ``current[t]``, ``[T]``.
+
+    Returns:
+        A Figure with two axes sharing time: the current with spike steps marked, and
+        one gradient line per entry, whose legend label gives the gradient's L2 norm.
+    """
+    current, spikes = _as_numpy(current).reshape(-1), _as_numpy(spikes).reshape(-1)
+    steps = np.arange(current.size)
+    fig = Figure(figsize=(7, 4.2), layout="constrained")
+    ax_i, ax_grad = fig.subplots(2, 1, sharex=True)
+    ax_i.step(steps, current, where="mid", color=CURRENT_COLOR, label="i[t]")
+    spike_steps = np.flatnonzero(spikes > 0)
+    ax_i.plot(spike_steps, current[spike_steps], linestyle="none", marker="^", color=SPIKE_COLOR, label="spike")
+    ax_i.set_ylabel("current i[t]")
+    ax_i.set_title(f"{spike_steps.size} spikes in {current.size} steps")
+    ax_i.legend(fontsize="small", loc="upper left")
+    for title, gradient in gradients.items():
+        gradient = _as_numpy(gradient).reshape(-1)
+        ax_grad.plot(steps, gradient, marker=".", label=f"{title} (norm {np.linalg.norm(gradient):.3g})")
+    ax_grad.set_xlabel("time step t")
+    ax_grad.set_ylabel("d(spike count) / d i[t]")
+    ax_grad.legend(fontsize="small")
+    return fig
+
+
+def plot_learning_curve(
+    losses: Sequence[float],
+    accuracy_steps: Sequence[int] | None = None,
+    accuracies: Sequence[float] | None = None,
+) -> Figure:
+    """Plot the training loss per optimizer step and, optionally, the held-out accuracy.
+
+    Args:
+        losses: Training loss of each step, the first step numbered 1.
+        accuracy_steps: The steps after which the held-out accuracy was measured.
+        accuracies: Held-out accuracy (a fraction in [0, 1]) after each of those steps.
+
+    Returns:
+        A Figure with one axis for the loss and, when accuracies are given, one for the
+        accuracy, whose title states the last value.
+
+    Raises:
+        ValueError: If only one of ``accuracy_steps`` and ``accuracies`` is given, or
+            their lengths differ.
+    """
+    if (accuracy_steps is None) != (accuracies is None):
+        raise ValueError("pass accuracy_steps and accuracies together, or neither")
+    with_accuracy = accuracies is not None
+    if with_accuracy and len(accuracy_steps) != len(accuracies):
+        raise ValueError(
+            f"got {len(accuracy_steps)} accuracy steps but {len(accuracies)} accuracies; "
+            "pass one step per accuracy"
+        )
+    fig = Figure(figsize=(9 if with_accuracy else 5, 3.2), layout="constrained")
+    axes = fig.subplots(1, 2 if with_accuracy else 1, squeeze=False)[0]
+    axes[0].plot(np.arange(1, len(losses) + 1), _as_numpy(losses))
+    axes[0].set_xlabel("optimizer step")
+    axes[0].set_ylabel("training loss")
+    axes[0].set_title("training loss")
+    if with_accuracy:
+        steps, accuracies = _as_numpy(accuracy_steps), _as_numpy(accuracies)
+        axes[1].plot(steps, accuracies, marker="o")
+        axes[1].set_xlabel("optimizer step")
+        axes[1].set_ylabel("held-out accuracy")
+        axes[1].set_ylim(0, 1)
+        axes[1].set_title(f"held-out accuracy: {accuracies[-1]:.3f} after step {steps[-1]:.0f}")
+    return fig
+
+
+# ---------------------------------------------------------------------------
+# Excitation, inhibition and Dale's law (chapter 3)
+# ---------------------------------------------------------------------------
+
+
+def plot_balance(i_ee, i_sub, *, max_points: int = 3000, seed: int = 0) -> Figure:
+    """Plot excitation against subtractive inhibition, and the net current they leave.
+
+    Args:
+        i_ee: Excitatory currents :math:`I_{EE}`, any shape.
+        i_sub: Subtractive inhibition :math:`I_{sub}`, shaped like ``i_ee``.
+        max_points: Most (sample, neuron) pairs drawn in the scatter plot, drawn at random.
+        seed: Seed of that draw.
+
+    Returns:
+        A Figure with two axes: ``I_sub`` against ``I_EE`` with the diagonal of perfect
+        balance, and the histogram of ``I_EE - I_sub`` with its mean. The titles give
+        the means of both currents.
+    """
+    i_ee, i_sub = _as_numpy(i_ee).reshape(-1), _as_numpy(i_sub).reshape(-1)
+    rng = np.random.default_rng(seed)
+    drawn = rng.choice(i_ee.size, size=min(max_points, i_ee.size), replace=False)
+    fig = Figure(figsize=(9, 3.8), layout="constrained")
+    ax_scatter, ax_hist = fig.subplots(1, 2)
+    ax_scatter.scatter(i_ee[drawn], i_sub[drawn], s=4, alpha=0.4, color="tab:purple")
+    limits = [min(i_ee.min(), i_sub.min()), max(i_ee.max(), i_sub.max())]
+    ax_scatter.plot(limits, limits, color="black", linestyle="--", linewidth=1, label="I_sub = I_EE")
+    ax_scatter.set_xlabel("excitation I_EE")
+    ax_scatter.set_ylabel("subtractive inhibition I_sub")
+    ax_scatter.set_title(f"E[I_EE] = {i_ee.mean():.3f}, E[I_sub] = {i_sub.mean():.3f}")
+    ax_scatter.legend(fontsize="small")
+    net = i_ee - i_sub
+    ax_hist.hist(net, bins=60, color="tab:gray")
+    ax_hist.axvline(net.mean(), color="black", linestyle="--", label=f"mean {net.mean():.3f}")
+    ax_hist.set_xlabel("net current I_EE - I_sub")
+    ax_hist.set_ylabel("count")
+    ax_hist.set_title(f"net current: std {net.std():.3f}")
+    ax_hist.legend(fontsize="small")
+    return fig
+
+
+def plot_dale_projection(
+    violations: Mapping[str, Sequence[int]], weights: Mapping[str, torch.Tensor]
+) -> Figure:
+    """Compare training runs with and without the Dale projection.
+
+    Args:
+        violations: Maps a run's name to the number of negative sign-constrained entries
+            after each optimizer step.
+        weights: Maps a run's name to a weight tensor at the end of that run (e.g.
+            :math:`W_{EE}`).
+
+    Returns:
+        A Figure with two axes: violations per step for each run, and the histogram of
+        each run's final weights with the forbidden region (< 0) shaded.
+    """
+    fig = Figure(figsize=(9, 3.6), layout="constrained")
+    ax_count, ax_hist = fig.subplots(1, 2)
+    for name, counts in violations.items():
+        counts = _as_numpy(counts)
+        ax_count.plot(np.arange(1, counts.size + 1), counts, marker=".", label=f"{name} (last: {counts[-1]:.0f})")
+    ax_count.set_xlabel("optimizer step")
+    ax_count.set_ylabel("negative entries")
+    ax_count.set_title("Dale violations after each step")
+    ax_count.legend(fontsize="small")
+    all_values = np.concatenate([_as_numpy(w).reshape(-1) for w in weights.values()])
+    bins = np.linspace(all_values.min(), all_values.max(), 60)
+    for name, weight in weights.items():
+        ax_hist.hist(_as_numpy(weight).reshape(-1), bins=bins, histtype="step", linewidth=1.5, label=name)
+    ax_hist.axvspan(min(bins[0], 0.0), 0.0, color=E_COLOR, alpha=0.12, label="forbidden (< 0)")
+    ax_hist.set_yscale("log")
+    ax_hist.set_xlabel("weight value")
+    ax_hist.set_ylabel("count")
+    ax_hist.set_title("final weights")
+    ax_hist.legend(fontsize="small")
+    return fig
+
+
+# ---------------------------------------------------------------------------
+# Subtractive and divisive inhibition (chapters 4 and 5)
+# ---------------------------------------------------------------------------
+
+
+def plot_layer_activity(current, rates, *, title: str = "", rheobase: float | None = None) -> Figure:
+    """Plot the distribution of a layer's current and of its E neurons' firing rates.
+
+    Args:
+        current: Currents :math:`I` into the E neurons, any shape.
+        rates: Firing rate of each E neuron ``[n_E]``, spikes per time step.
+        title: Figure title; the mean firing rate is appended.
+        rheobase: Smallest constant current that makes the neuron fire, drawn as a
+            dashed line (``v_th / tau_mem`` for the LIF neuron); none when None.
+
+    Returns:
+        A Figure with two axes: the current histogram and the firing-rate histogram.
+    """
+    current, rates = _as_numpy(current).reshape(-1), _as_numpy(rates).reshape(-1)
+    fig = Figure(figsize=(9, 3.4), layout="constrained")
+    ax_current, ax_rate = fig.subplots(1, 2)
+    ax_current.hist(current, bins=60, color=E_COLOR, alpha=0.7)
+    if rheobase is not None:
+        ax_current.axvline(rheobase, color="black", linestyle="--", label=f"fires above {rheobase:g}")
+        ax_current.legend(fontsize="small")
+    ax_current.set_xlabel("current I into E neurons")
+    ax_current.set_ylabel("count")
+    ax_current.set_title(f"current: mean {current.mean():.3f}, std {current.std():.3f}")
+    ax_rate.hist(rates, bins=np.linspace(0, 1, 21), color="tab:gray")
+    ax_rate.set_xlabel("firing rate (spikes per step)")
+    ax_rate.set_ylabel("E neurons")
+    ax_rate.set_title(f"silent: {(rates == 0).mean():.0%}, saturated: {(rates == 1).mean():.0%}")
+    fig.suptitle(f"{title}{': ' if title else ''}mean firing rate {rates.mean():.3f}")
+    return fig
+
+
+def plot_activity_sweep(
+    parameter: str,
+    values: Sequence[float],
+    mean_rates: Sequence[float],
+    currents: Sequence[torch.Tensor],
+    *,
+    symbol: str | None = None,
+    rheobase: float | None = None,
+    log_x: bool = False,
+) -> Figure:
+    """Plot how a layer's firing rate and current change over a sweep of one parameter.
+
+    Args:
+        parameter: The swept parameter's name, for the axis label and title.
+        values: Its values.
+        mean_rates: Population firing rate at each value.
+        currents: Current :math:`I` at each value.
+        symbol: The parameter's short name in the legend; ``parameter`` when None.
+        rheobase: Firing threshold of a constant current, drawn as a dashed line.
+        log_x: Draw the parameter axis on a logarithmic scale (positive values only).
+
+    Returns:
+        A Figure with two axes: mean firing rate against the parameter, and one current
+        histogram (outline) per value.
+    """
+    values, mean_rates = _as_numpy(values), _as_numpy(mean_rates)
+    fig = Figure(figsize=(10, 3.6), layout="constrained")
+    ax_rate, ax_hist = fig.subplots(1, 2)
+    ax_rate.plot(values, mean_rates, marker="o", color=E_COLOR)
+    if log_x:
+        ax_rate.set_xscale("log")
+    ax_rate.set_xlabel(parameter)
+    ax_rate.set_ylabel("mean firing rate")
+    ax_rate.set_ylim(-0.02, 1.02)
+    ax_rate.set_title(f"firing rate against {parameter}")
+    flat = [_as_numpy(c).reshape(-1) for c in currents]
+    low = min(np.percentile(c, 0.5) for c in flat)
+    high = max(np.percentile(c, 99.5) for c in flat)
+    bins = np.linspace(low, high, 80)
+    colors = colormap_colors(len(flat))
+    for value, current, color in zip(values, flat, colors):
+        ax_hist.hist(
+            current, bins=bins, histtype="step", linewidth=1.3, color=color,
+            label=f"{symbol or parameter} = {value:g}",
+        )
+    if rheobase is not None:
+        ax_hist.axvline(rheobase, color="black", linestyle="--", label=f"fires above {rheobase:g}")
+    ax_hist.set_xlabel("current I into E neurons")
+    ax_hist.set_ylabel("count")
+    ax_hist.set_title("current distribution")
+    ax_hist.legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    return fig
+
+
+def plot_intensity_response(responses: Mapping[str, IntensityResponse], *, title: str = "") -> Figure:
+    """Plot firing rate and current spread against input intensity for several layers.
+
+    Args:
+        responses: Maps a label to an :class:`ei_tutorial.analysis.IntensityResponse`
+            (attributes ``intensities``, ``rate`` and ``current_std``).
+        title: Figure title; none when empty.
+
+    Returns:
+        A Figure with two axes on a logarithmic intensity axis: the E neurons' mean
+        firing rate, and the standard deviation of their current (log scale).
+    """
+    fig = Figure(figsize=(10, 3.6), layout="constrained")
+    ax_rate, ax_std = fig.subplots(1, 2)
+    for label, response in responses.items():
+        intensities = _as_numpy(response.intensities)
+        ax_rate.plot(intensities, _as_numpy(response.rate), marker="o", label=label)
+        ax_std.plot(intensities, _as_numpy(response.current_std), marker="o", label=label)
+    ax_rate.set_xscale("log")
+    ax_rate.set_ylim(-0.02, 1.02)
+    ax_rate.set_xlabel("input intensity c (input c x)")
+    ax_rate.set_ylabel("mean firing rate")
+    ax_rate.set_title("input-output curve")
+    ax_std.set_xscale("log")
+    ax_std.set_yscale("log")
+    ax_std.set_xlabel("input intensity c (input c x)")
+    ax_std.set_ylabel("std of current I")
+    ax_std.set_title("spread of the current")
+    ax_std.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def plot_sample_spread(input_level, spreads: Mapping[str, torch.Tensor]) -> Figure:
+    """Plot each sample's spread of current across neurons against its input level.
+
+    Args:
+        input_level: One number per sample ``[S]``, e.g. its mean pixel intensity.
+        spreads: Maps a label to the standard deviation of each sample's current across
+            the E neurons ``[S]``.
+
+    Returns:
+        A Figure with one axis per entry, each titled with the correlation between the
+        input level and the spread.
+    """
+    level = _as_numpy(input_level).reshape(-1)
+    fig = Figure(figsize=(4.2 * len(spreads), 3.6), layout="constrained")
+    axes = fig.subplots(1, len(spreads), squeeze=False)[0]
+    for ax, (label, spread) in zip(axes, spreads.items()):
+        spread = _as_numpy(spread).reshape(-1)
+        ax.scatter(level, spread, s=6, alpha=0.5, color=E_COLOR)
+        ax.set_xlabel("mean input intensity of the sample")
+        ax.set_ylabel("std of I across E neurons")
+        ax.set_ylim(0, None)
+        ax.set_title(f"{label}\ncorrelation {np.corrcoef(level, spread)[0, 1]:.2f}", fontsize="small")
+    return fig
+
+
+# ---------------------------------------------------------------------------
+# The E-I circuit next to batch normalization (chapter 6)
+# ---------------------------------------------------------------------------
+
+
+def plot_current_comparison(currents: Mapping[str, torch.Tensor]) -> Figure:
+    """Compare the currents of several layers: distribution, per-neuron and per-sample moments.
+
+    Args:
+        currents: Maps a layer's name to its output current ``[..., N]`` (neurons last;
+            every leading dimension counts as a sample).
+
+    Returns:
+        A Figure with one histogram per layer on top (titled with mean and std), and
+        below two scatter plots of mean against standard deviation: one point per
+        neuron (over samples) and one point per sample (over neurons).
+    """
+    stats = {name: current_statistics(torch.as_tensor(c)) for name, c in currents.items()}
+    colors = {name: f"C{k}" for k, name in enumerate(currents)}
+    fig = Figure(figsize=(max(9, 3.4 * len(currents)), 6.6), layout="constrained")
+    top, bottom = fig.subfigures(2, 1)
+    hist_axes = top.subplots(1, len(currents), sharex=True, squeeze=False)[0]
+    for ax, (name, current) in zip(hist_axes, currents.items()):
+        ax.hist(_as_numpy(current).reshape(-1), bins=80, color=colors[name])
+        ax.set_title(f"{name}\nmean {stats[name].mean:.3f}, std {stats[name].std:.3f}", fontsize="small")
+        ax.set_xlabel("current I")
+    hist_axes[0].set_ylabel("count")
+    ax_neuron, ax_sample = bottom.subplots(1, 2)
+    for name in currents:
+        ax_neuron.scatter(_as_numpy(stats[name].neuron_mean), _as_numpy(stats[name].neuron_std),
+                          s=8, alpha=0.6, color=colors[name], label=name)
+        ax_sample.scatter(_as_numpy(stats[name].sample_mean), _as_numpy(stats[name].sample_std),
+                          s=8, alpha=0.6, color=colors[name], label=name)
+    ax_neuron.set_title("each neuron, over samples")
+    ax_sample.set_title("each sample, over neurons")
+    for ax in (ax_neuron, ax_sample):
+        ax.set_xlabel("mean of I")
+        ax.set_ylabel("std of I")
+        ax.legend(fontsize="small")
     return fig

@@ -6,11 +6,17 @@ figure over several slider values, so that the published pages teach without a k
 
 from __future__ import annotations
 
+from typing import Mapping, Sequence
+
 import ipywidgets as widgets
+import matplotlib.pyplot as plt
 from IPython.display import clear_output, display
 from matplotlib.figure import Figure
+from torch import Tensor
 
-from ei_tutorial.plots import plot_lif_trace, step_current
+from ei_tutorial.analysis import IntensityResponse, build_ei_layer, intensity_response, layer_activity
+from ei_tutorial.neurons import LIF
+from ei_tutorial.plots import plot_intensity_response, plot_layer_activity, plot_lif_trace, step_current
 
 
 class LIFExplorer:
@@ -91,3 +97,175 @@ def lif_explorer(**kwargs) -> LIFExplorer:
         The explorer. As a notebook cell's last value it shows its sliders and figure.
     """
     return LIFExplorer(**kwargs)
+
+
+# ---------------------------------------------------------------------------
+# A generic slider explorer, and the inhibition explorers of chapters 4 and 5
+# ---------------------------------------------------------------------------
+
+
+class SliderExplorer:
+    """Sliders wired to a figure-returning function; every change redraws the figure in place.
+
+    Each redraw calls ``plot_fn(**values)`` with the sliders' current values, shows the new
+    figure in one ``ipywidgets.Output`` (``clear_output(wait=True)`` first) and releases
+    the previous figure, so figures do not pile up however often the sliders move.
+
+    Args:
+        plot_fn: Function of the slider values, by keyword, returning a Figure.
+        sliders: Maps each keyword of ``plot_fn`` to an ipywidgets value widget.
+
+    Attributes:
+        sliders: The value widgets, by keyword.
+        output: The ``ipywidgets.Output`` that shows the figure.
+        figure: The figure drawn last.
+        widget: The whole explorer as one ``ipywidgets.VBox``.
+    """
+
+    def __init__(self, plot_fn, sliders: Mapping[str, widgets.ValueWidget]) -> None:
+        if not sliders:
+            raise ValueError("SliderExplorer needs at least one slider; pass them as keyword arguments")
+        self.plot_fn = plot_fn
+        self.sliders = dict(sliders)
+        self.output = widgets.Output()
+        self.figure: Figure | None = None
+        self.widget = widgets.VBox([widgets.HBox(list(self.sliders.values())), self.output])
+        for slider in self.sliders.values():
+            slider.observe(self._on_change, names="value")
+        self.redraw()
+
+    def values(self) -> dict:
+        """Return the sliders' current values, by keyword."""
+        return {name: slider.value for name, slider in self.sliders.items()}
+
+    def redraw(self) -> Figure:
+        """Draw the figure for the current slider values into the output area.
+
+        Returns:
+            The new figure.
+        """
+        figure = self.plot_fn(**self.values())
+        if self.figure is not None:
+            plt.close(self.figure)  # a no-op unless plot_fn registered the figure with pyplot
+            self.figure.clear()
+        self.figure = figure
+        with self.output:
+            clear_output(wait=True)
+            display(figure)
+        return figure
+
+    def _on_change(self, change: dict) -> None:
+        self.redraw()
+
+    def _ipython_display_(self) -> None:
+        display(self.widget)
+
+
+def slider_explorer(plot_fn, **sliders: widgets.ValueWidget) -> SliderExplorer:
+    """Build a :class:`SliderExplorer` from a plot function and its sliders, by keyword.
+
+    Example:
+        ``slider_explorer(lambda tau_mem: plot_lif_trace(current, tau_mem), tau_mem=FloatSlider(...))``
+
+    Returns:
+        The explorer. As a notebook cell's last value it shows its sliders and figure.
+    """
+    return SliderExplorer(plot_fn, sliders)
+
+
+def _slider_style() -> dict:
+    return {"description_width": "initial"}
+
+
+def subtractive_inhibition_explorer(x: Tensor, *, n_e: int = 256, T: int = 8, seed: int = 0) -> SliderExplorer:
+    """Explore how subtractive inhibition sets the activity of an E-I layer's E neurons.
+
+    Sliders: the inhibition strength ``s`` (a factor on :math:`W_{EI}`) and the E:I ratio.
+    Each change builds an :class:`~ei_tutorial.EILinear` with ``divisive=False``, initialises
+    it by E-I Init on ``x``, and plots :func:`ei_tutorial.plots.plot_layer_activity` for
+    LIF neurons (``tau_mem = 2``, ``v_th = 1``) driven by its current for ``T`` steps.
+
+    Args:
+        x: Input batch ``[B, in_features]``, non-negative (e.g. flattened MNIST images).
+        n_e: Number of E neurons; a multiple of 16, so that every offered E:I ratio divides it.
+        T: Time steps.
+        seed: Seed of the layer's weights.
+
+    Returns:
+        The explorer.
+    """
+    lif = LIF()
+
+    def draw(inhibition_scale: float, ei_ratio: int) -> Figure:
+        layer = build_ei_layer(
+            x, n_e, ei_ratio=ei_ratio, inhibition_scale=inhibition_scale, divisive=False, seed=seed
+        )
+        activity = layer_activity(layer, x, T=T, lif=lif)
+        return plot_layer_activity(
+            activity.currents.current, activity.rates, rheobase=lif.v_th / lif.tau_mem,
+            title=f"s = {inhibition_scale:.2f}, E:I ratio {ei_ratio}:1",
+        )
+
+    return slider_explorer(
+        draw,
+        inhibition_scale=widgets.FloatSlider(
+            value=1.0, min=0.0, max=2.0, step=0.05, description="inhibition strength s",
+            style=_slider_style(), continuous_update=False,
+        ),
+        ei_ratio=widgets.SelectionSlider(
+            options=[1, 2, 4, 8, 16], value=4, description="E:I ratio",
+            style=_slider_style(), continuous_update=False,
+        ),
+    )
+
+
+def divisive_inhibition_explorer(
+    x: Tensor,
+    intensities: Sequence[float] = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0),
+    *,
+    n_e: int = 256,
+    T: int = 8,
+    seed: int = 0,
+    reference: IntensityResponse | None = None,
+) -> SliderExplorer:
+    """Explore how divisive inhibition's gain :math:`g_I` sets an E-I layer's input-output curve.
+
+    One slider multiplies the inhibitory gain :math:`g_I` set by E-I Init. Each change plots
+    :func:`ei_tutorial.plots.plot_intensity_response` for the full circuit at that gain,
+    next to the same layer without division.
+
+    Args:
+        x: Input batch ``[B, in_features]``, non-negative.
+        intensities: Factors ``c`` on the input.
+        n_e: Number of E neurons.
+        T: Time steps.
+        seed: Seed of the layer's weights.
+        reference: The response of the layer without division, if already computed
+            with the same ``x``, ``intensities``, ``n_e``, ``T`` and ``seed``; computed
+            once here when None.
+
+    Returns:
+        The explorer.
+    """
+    lif = LIF()
+    if reference is None:
+        reference = intensity_response(
+            build_ei_layer(x, n_e, divisive=False, seed=seed), x, intensities, T=T, lif=lif
+        )
+    without_division = reference
+
+    def draw(gain_i_scale: float) -> Figure:
+        layer = build_ei_layer(x, n_e, gain_i_scale=gain_i_scale, seed=seed)
+        responses = {
+            "subtractive only": without_division,
+            f"with division, g_I x {gain_i_scale:.3g}": intensity_response(layer, x, intensities, T=T, lif=lif),
+        }
+        return plot_intensity_response(responses, title=f"g_I = {gain_i_scale:.3g} x its E-I Init value")
+
+    return slider_explorer(
+        draw,
+        gain_i_scale=widgets.FloatLogSlider(
+            value=1.0, base=2, min=-3, max=3, step=0.25, description="g_I factor",
+            style=_slider_style(), continuous_update=False,
+        ),
+    )
