@@ -202,23 +202,35 @@ def current_statistics(current: Tensor) -> CurrentStatistics:
 
 
 @torch.no_grad()
-def batch_dependence(module: nn.Module, sample: Tensor, batch_a: Tensor, batch_b: Tensor) -> float:
+def batch_dependence(
+    module: nn.Module, sample: Tensor, batch_a: Tensor, batch_b: Tensor, *, batch_dim: int = 0
+) -> float:
     """Measure how much a module's output for one sample changes with its batch mates.
 
-    The module runs twice: on ``sample`` stacked with ``batch_a``, and on ``sample``
-    stacked with ``batch_b``. A per-sample layer gives the same output both times; batch
-    normalization in training mode does not, because it normalises with batch statistics.
+    The module runs twice: on ``sample`` joined with ``batch_a``, and on ``sample`` joined
+    with ``batch_b``, along ``batch_dim``. A per-sample layer gives the same output both
+    times. Batch normalization in training mode does not, because it normalises with
+    batch statistics.
 
     Args:
-        module: Takes ``[N, ...]`` and returns ``[N, ...]``.
-        sample: One input ``[1, ...]``.
-        batch_a, batch_b: Two sets of other inputs ``[B_a, ...]`` and ``[B_b, ...]``.
+        module: Takes and returns tensors with a batch dimension at ``batch_dim``.
+        sample: One input, of size 1 along ``batch_dim``.
+        batch_a, batch_b: Two sets of other inputs, of any size along ``batch_dim``.
+        batch_dim: The batch dimension: 0 for ``[N, ...]``, 1 for time-first ``[T, B, ...]``.
 
     Returns:
         The largest absolute difference between the two outputs for ``sample``.
+
+    Raises:
+        ValueError: If ``sample`` is not of size 1 along ``batch_dim``.
     """
-    out_a = module(torch.cat([sample, batch_a]))[0]
-    out_b = module(torch.cat([sample, batch_b]))[0]
+    if sample.shape[batch_dim] != 1:
+        raise ValueError(
+            f"sample must hold one input (size 1 along dimension {batch_dim}), got shape "
+            f"{tuple(sample.shape)}; slice it with sample.narrow({batch_dim}, index, 1)"
+        )
+    out_a = module(torch.cat([sample, batch_a], dim=batch_dim)).select(batch_dim, 0)
+    out_b = module(torch.cat([sample, batch_b], dim=batch_dim)).select(batch_dim, 0)
     return float((out_a - out_b).abs().max())
 
 

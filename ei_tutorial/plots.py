@@ -619,5 +619,5 @@ def plot_current_comparison(currents: Mapping[str, torch.Tensor]) -> Figure:
     for ax in (ax_neuron, ax_sample):
         ax.set_xlabel("mean of I")
         ax.set_ylabel("std of I")
-        ax.legend(fontsize="small")
+    ax_sample.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return fig

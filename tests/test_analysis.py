@@ -230,3 +230,19 @@ def test_intensity_response_rejects_negative(pixels):
     layer = build_ei_layer(pixels, n_e=16)
     with pytest.raises(ValueError, match="intensities"):
         intensity_response(layer, pixels, [1.0, -0.5])
+
+
+def test_batch_dependence_time_first_batch_dim(pixels):
+    module = nn.Sequential(nn.Linear(49, 16), nn.BatchNorm1d(16)).train()
+
+    def folded(x):  # batch normalization over T * B, as in a spiking network
+        return module(x.flatten(0, 1)).unflatten(0, x.shape[:2])
+
+    spikes = (pixels > 0.5).float().unsqueeze(0).expand(3, -1, -1)  # [T=3, B=64, 49]
+    change = batch_dependence(folded, spikes[:, :1], spikes[:, 1:9], spikes[:, 9:40], batch_dim=1)
+    assert change > 1e-3
+
+
+def test_batch_dependence_rejects_two_samples(pixels):
+    with pytest.raises(ValueError, match="one input"):
+        batch_dependence(nn.Identity(), pixels[:2], pixels[2:4], pixels[4:6])
