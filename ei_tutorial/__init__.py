@@ -7,6 +7,7 @@ neurons and the excitatory-inhibitory (E-I) circuit layers of Liu, Ding and Yu,
 """
 
 from ei_tutorial.circuit import EIConv2d, EILayer, EILinear
+from ei_tutorial.device import get_device
 from ei_tutorial.dale import attach_dale_projection, clamp_nonnegative_, dale_violations
 from ei_tutorial.ei_init import InputStatistics, ei_init_
 from ei_tutorial.neurons import LIF, available_surrogates, lif_multistep, lif_step, make_spike_fn
@@ -24,6 +25,7 @@ __all__ = [
     "clamp_nonnegative_",
     "dale_violations",
     "ei_init_",
+    "get_device",
     "input_checks",
     "set_input_checks",
     "available_surrogates",
