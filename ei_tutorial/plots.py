@@ -621,3 +621,261 @@ def plot_current_comparison(currents: Mapping[str, torch.Tensor]) -> Figure:
         ax.set_ylabel("std of I")
     ax_sample.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return fig
+
+
+# ---------------------------------------------------------------------------
+# Deep networks: activity across depth, E-I Init and E-I Prop (chapters 7 to 11)
+# ---------------------------------------------------------------------------
+
+#: Axis labels of the per-layer quantities of :class:`ei_tutorial.depth_analysis.DepthProfile`.
+DEPTH_QUANTITY_LABELS = {
+    "firing_rate": "firing rate (spikes per step)",
+    "current_mean": "mean of current I",
+    "current_std": "std of current I",
+    "weight_grad_norm": "norm of weight gradient",
+}
+
+
+def _draw_depth_quantity(ax: Axes, profiles: Mapping, quantity: str, log_scale: bool) -> None:
+    for k, (label, profile) in enumerate(profiles.items()):
+        values = getattr(profile, quantity)
+        if values is None:
+            continue
+        layers = np.arange(1, len(values) + 1)
+        ax.plot(layers, _as_numpy(values), marker="o", markersize=3.5, color=f"C{k}", label=label)
+    if log_scale:
+        # symlog keeps exact zeros (a silent network passes no gradient) visible at the bottom.
+        ax.set_yscale("symlog", linthresh=1e-6)
+    elif quantity == "firing_rate":
+        ax.set_ylim(bottom=0)
+    if quantity == "current_mean":
+        ax.axhline(0.0, color="black", linewidth=0.8, linestyle=":")
+    ax.set_xlabel("layer")
+    ax.set_ylabel(DEPTH_QUANTITY_LABELS[quantity])
+
+
+def plot_depth_profiles(
+    profiles: Mapping,
+    *,
+    quantities: Sequence[str] | None = None,
+    log_quantities: Sequence[str] = ("weight_grad_norm",),
+    title: str = "",
+) -> Figure:
+    """Plot per-layer activity of one or more networks against depth.
+
+    Args:
+        profiles: Maps a label (e.g. a variant) to an
+            :class:`ei_tutorial.depth_analysis.DepthProfile`.
+        quantities: Which attributes to draw, one axis each, from
+            :data:`DEPTH_QUANTITY_LABELS`; None draws firing rate, current mean and current
+            std, and the weight-gradient norm when every profile has one.
+        log_quantities: Quantities drawn on a symmetric-log axis (zero stays visible).
+        title: Figure title; none when empty.
+
+    Returns:
+        A Figure with one axis per quantity, layer 1 (the input side) on the left.
+
+    Raises:
+        ValueError: If ``profiles`` is empty or a quantity is unknown.
+    """
+    if not profiles:
+        raise ValueError("plot_depth_profiles needs at least one profile")
+    if quantities is None:
+        quantities = ["firing_rate", "current_mean", "current_std"]
+        if all(profile.weight_grad_norm is not None for profile in profiles.values()):
+            quantities.append("weight_grad_norm")
+    unknown = [q for q in quantities if q not in DEPTH_QUANTITY_LABELS]
+    if unknown:
+        raise ValueError(f"unknown quantities {unknown}; expected some of {list(DEPTH_QUANTITY_LABELS)}")
+    fig = Figure(figsize=(3.3 * len(quantities) + 1.6, 3.3), layout="constrained")
+    axes = fig.subplots(1, len(quantities), squeeze=False)[0]
+    for ax, quantity in zip(axes, quantities):
+        _draw_depth_quantity(ax, profiles, quantity, quantity in log_quantities)
+    axes[-1].legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def plot_depth_sweep(
+    sweep: Mapping[str, Mapping],
+    *,
+    quantity: str = "firing_rate",
+    log_scale: bool = False,
+    title: str = "",
+) -> Figure:
+    """Plot one per-layer quantity for several settings side by side, one axis per setting.
+
+    The static counterpart of a slider explorer: each axis shows what the explorer draws
+    for one slider value.
+
+    Args:
+        sweep: Maps a setting's label (e.g. ``"depth 8"``) to ``{label: DepthProfile}``.
+        quantity: One key of :data:`DEPTH_QUANTITY_LABELS`.
+        log_scale: Draw the quantity on a symmetric-log axis.
+        title: Figure title; none when empty.
+
+    Returns:
+        A Figure with ``len(sweep)`` axes sharing the y axis.
+
+    Raises:
+        ValueError: If ``sweep`` is empty or ``quantity`` is unknown.
+    """
+    if not sweep:
+        raise ValueError("plot_depth_sweep needs at least one setting")
+    if quantity not in DEPTH_QUANTITY_LABELS:
+        raise ValueError(f"unknown quantity {quantity!r}; expected one of {list(DEPTH_QUANTITY_LABELS)}")
+    fig = Figure(figsize=(3.2 * len(sweep) + 1.6, 3.2), layout="constrained")
+    axes = fig.subplots(1, len(sweep), sharey=True, squeeze=False)[0]
+    for ax, (setting, profiles) in zip(axes, sweep.items()):
+        _draw_depth_quantity(ax, profiles, quantity, log_scale)
+        ax.set_title(setting)
+    for ax in axes[1:]:
+        ax.set_ylabel("")
+    axes[-1].legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+#: Moments compared by :func:`plot_init_check`: (label, measured attribute, predicted attribute).
+INIT_CHECK_MOMENTS = (
+    ("E[I_EE]", "i_ee_mean", "i_mean_predicted"),
+    ("E[I_sub]", "i_sub_mean", "i_mean_predicted"),
+    ("Var[I_EE]", "i_ee_var", "i_ee_var_predicted"),
+    ("Var[I_EE - I_sub]", "net_var", "net_var_predicted"),
+    ("E[I_div]", "i_div_mean", "i_div_mean_predicted"),
+    ("std of I", "current_std", "current_std_predicted"),
+)
+
+
+def plot_init_check(checks: Mapping) -> Figure:
+    """Plot measured over predicted moments of E-I layers' currents after E-I Init.
+
+    Args:
+        checks: Maps a label (e.g. the kind of input) to an
+            :class:`ei_tutorial.depth_analysis.InitCheck`.
+
+    Returns:
+        A Figure with one group of bars per moment of :data:`INIT_CHECK_MOMENTS`, one bar
+        per check, each labelled with its value; a bar at 1 means the prediction holds.
+    """
+    labels = [label for label, _, _ in INIT_CHECK_MOMENTS]
+    positions = np.arange(len(labels))
+    width = 0.8 / max(len(checks), 1)
+    fig = Figure(figsize=(9, 3.6), layout="constrained")
+    ax = fig.subplots()
+    for k, (name, check) in enumerate(checks.items()):
+        ratios = [getattr(check, measured) / getattr(check, predicted) for _, measured, predicted in INIT_CHECK_MOMENTS]
+        bars = ax.bar(positions + (k - (len(checks) - 1) / 2) * width, ratios, width, label=name, color=f"C{k}")
+        ax.bar_label(bars, labels=[f"{r:.2f}" for r in ratios], fontsize="x-small", padding=1)
+    ax.axhline(1.0, color="black", linewidth=0.8, linestyle="--")
+    ax.set_xticks(positions, labels)
+    ax.set_ylabel("measured / predicted")
+    ax.set_title("E-I Init: measured moments relative to the derivation")
+    ax.legend(fontsize="small")
+    return fig
+
+
+def plot_zero_divisor(input_map, i_div_map, *, title: str = "") -> Figure:
+    """Show where a convolutional E-I layer's divisive inhibition is exactly zero.
+
+    Args:
+        input_map: The layer's input for one sample and time step ``[C, H, W]`` (or
+            ``[H, W]``); channels are summed for display.
+        i_div_map: Its divisive inhibition :math:`I_{div}` for the same sample and step,
+            one channel ``[H', W']``.
+        title: Figure title; none when empty.
+
+    Returns:
+        A Figure with three axes: the input, :math:`I_{div}`, and the positions where
+        :math:`I_{div} = 0`, titled with their fraction.
+    """
+    image = _as_numpy(input_map)
+    image = image.sum(axis=0) if image.ndim == 3 else image
+    i_div = _as_numpy(i_div_map)
+    zero = i_div == 0
+    fig = Figure(figsize=(9.5, 3.4), layout="constrained")
+    ax_in, ax_div, ax_zero = fig.subplots(1, 3)
+    ax_in.imshow(image, cmap="gray_r")
+    ax_in.set_title("input spikes (summed over channels)", fontsize="small")
+    shown = ax_div.imshow(i_div, cmap="viridis")
+    fig.colorbar(shown, ax=ax_div, shrink=0.8)
+    ax_div.set_title("divisive inhibition I_div", fontsize="small")
+    ax_zero.imshow(zero, cmap="Reds", vmin=0, vmax=1)
+    ax_zero.set_title(f"I_div = 0 at {zero.mean():.0%} of positions", fontsize="small")
+    for ax in (ax_in, ax_div, ax_zero):
+        ax.set_xticks([])
+        ax.set_yticks([])
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def plot_gradient_rms(rms: Mapping[str, Mapping[str, Mapping[str, float]]]) -> Figure:
+    """Compare the gradient size of W_EE, W_IE and W_EI per layer under several settings.
+
+    Args:
+        rms: Maps a setting's label to the result of
+            :func:`ei_tutorial.depth_analysis.ei_gradient_rms`
+            (``{layer: {"weight_ee": rms, "weight_ie": rms, "weight_ei": rms}}``).
+
+    Returns:
+        A Figure with one axis per setting: grouped bars (one group per layer) of the
+        root-mean-square gradient entry on a logarithmic axis, shared between the axes.
+    """
+    params = ("weight_ee", "weight_ie", "weight_ei")
+    names = {"weight_ee": "W_EE", "weight_ie": "W_IE", "weight_ei": "W_EI"}
+    fig = Figure(figsize=(4.6 * len(rms) + 1.0, 3.6), layout="constrained")
+    axes = fig.subplots(1, len(rms), sharey=True, squeeze=False)[0]
+    for ax, (setting, per_layer) in zip(axes, rms.items()):
+        layers = list(per_layer)
+        positions = np.arange(len(layers))
+        for k, param in enumerate(params):
+            values = [per_layer[layer][param] for layer in layers]
+            ax.bar(positions + (k - 1) * 0.27, values, 0.27, label=names[param], color=f"C{k}")
+        ax.set_xticks(positions, [str(i + 1) for i in positions])
+        ax.set_xlabel("E-I layer")
+        ax.set_yscale("log")
+        ax.set_title(setting, fontsize="small")
+    axes[0].set_ylabel("RMS gradient entry")
+    axes[-1].legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    return fig
+
+
+def plot_training_traces(traces: Mapping, *, chance_loss: float | None = None) -> Figure:
+    """Plot the loss and gradient norm per step of several short training runs.
+
+    Args:
+        traces: Maps a run's label to an :class:`ei_tutorial.depth_analysis.TrainingTrace`.
+        chance_loss: Loss of uniform guessing (``ln(classes)``), drawn as a dotted line.
+
+    Returns:
+        A Figure with two axes: training loss per step, and the gradient norm per step on
+        a logarithmic axis. A run that stopped on a NaN or infinite value ends in a cross,
+        and its legend entry names the step.
+    """
+    fig = Figure(figsize=(10.5, 3.6), layout="constrained")
+    ax_loss, ax_grad = fig.subplots(1, 2)
+    for k, (label, trace) in enumerate(traces.items()):
+        color = f"C{k}"
+        losses, grads = _as_numpy(trace.losses), _as_numpy(trace.grad_norms)
+        steps = np.arange(len(losses))
+        stopped = trace.first_nonfinite_step
+        finite = steps if stopped is None else steps[:stopped]
+        if stopped is not None:
+            label = f"{label} (non-finite at step {stopped})"
+        ax_loss.plot(finite, losses[finite], color=color, label=label)
+        ax_grad.plot(finite, grads[finite], color=color)
+        if stopped is not None and stopped > 0:
+            ax_loss.plot(stopped - 1, losses[stopped - 1], marker="x", markersize=9, color=color)
+            ax_grad.plot(stopped - 1, grads[stopped - 1], marker="x", markersize=9, color=color)
+    if chance_loss is not None:
+        ax_loss.axhline(chance_loss, color="black", linestyle=":", linewidth=1, label="chance")
+    ax_loss.set_xlabel("optimizer step")
+    ax_loss.set_ylabel("training loss")
+    ax_grad.set_xlabel("optimizer step")
+    ax_grad.set_ylabel("gradient norm (all parameters)")
+    ax_grad.set_yscale("log")
+    ax_loss.legend(fontsize="x-small")
+    return fig

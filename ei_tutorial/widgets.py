@@ -15,8 +15,15 @@ from matplotlib.figure import Figure
 from torch import Tensor
 
 from ei_tutorial.analysis import IntensityResponse, build_ei_layer, intensity_response, layer_activity
+from ei_tutorial.depth_analysis import depth_variant_profiles, ei_mlp_profile
 from ei_tutorial.neurons import LIF
-from ei_tutorial.plots import plot_intensity_response, plot_layer_activity, plot_lif_trace, step_current
+from ei_tutorial.plots import (
+    plot_depth_profiles,
+    plot_intensity_response,
+    plot_layer_activity,
+    plot_lif_trace,
+    step_current,
+)
 
 
 class LIFExplorer:
@@ -266,6 +273,109 @@ def divisive_inhibition_explorer(
         draw,
         gain_i_scale=widgets.FloatLogSlider(
             value=1.0, base=2, min=-3, max=3, step=0.25, description="g_I factor",
+            style=_slider_style(), continuous_update=False,
+        ),
+    )
+
+
+# ---------------------------------------------------------------------------
+# Deep networks: activity layer by layer (chapters 7 and 8)
+# ---------------------------------------------------------------------------
+
+
+def depth_explorer(
+    inputs: Tensor,
+    labels: Tensor,
+    *,
+    width: int = 128,
+    plain_gain: float = 5.0,
+    depths: Sequence[int] = (2, 4, 6, 8, 10, 12, 14, 16),
+    seed: int = 0,
+) -> SliderExplorer:
+    """Explore firing rate, current spread and gradient flow against depth for four MLPs.
+
+    One slider sets the number of hidden layers. Each change builds four spiking MLPs of
+    that depth with :func:`ei_tutorial.models.build_model`: plain with PyTorch's default
+    initialisation, plain re-initialised at ``plain_gain`` by
+    :func:`ei_tutorial.depth_analysis.rescale_init_`, batch normalization, and E-I
+    initialised by :func:`ei_tutorial.ei_init_` on ``inputs``; then plots
+    :func:`ei_tutorial.plots.plot_depth_profiles` of all four.
+
+    Args:
+        inputs: Time-first model input ``[T, B, ...]`` (e.g. direct-encoded MNIST images).
+        labels: Their labels ``[B]``, for the gradient norms.
+        width: Neurons per hidden layer.
+        plain_gain: Gain of the re-initialised plain network.
+        depths: The depths the slider offers.
+        seed: Seed of every model's weights.
+
+    Returns:
+        The explorer.
+    """
+    def draw(depth: int) -> Figure:
+        profiles = depth_variant_profiles(inputs, labels, depth, width=width, plain_gain=plain_gain, seed=seed)
+        return plot_depth_profiles(
+            profiles, quantities=("firing_rate", "current_std", "weight_grad_norm"),
+            log_quantities=("current_std", "weight_grad_norm"), title=f"{depth} hidden layers of {width} neurons",
+        )
+
+    return slider_explorer(
+        draw,
+        depth=widgets.SelectionSlider(
+            options=list(depths), value=depths[len(depths) // 2], description="hidden layers",
+            style=_slider_style(), continuous_update=False,
+        ),
+    )
+
+
+def ei_init_explorer(
+    inputs: Tensor,
+    *,
+    width: int = 256,
+    depths: Sequence[int] = (2, 4, 6, 8, 10, 12, 14, 16),
+    ratios: Sequence[int] = (1, 2, 4, 8, 16),
+    seed: int = 0,
+) -> SliderExplorer:
+    """Explore the per-layer current and firing rate of a deep E-I MLP right after E-I Init.
+
+    Sliders: the number of hidden layers and the E:I ratio. Each change builds
+    ``build_model("mlp", "ei", widths=[width] * depth, layer_kwargs={"ei_ratio": ratio})``,
+    initialises it by :func:`ei_tutorial.ei_init_` on ``inputs`` and plots the mean and
+    standard deviation of each layer's current and its firing rate
+    (:func:`ei_tutorial.plots.plot_depth_profiles`).
+
+    Args:
+        inputs: Time-first model input ``[T, B, ...]``.
+        width: Neurons per hidden layer; every offered ratio must divide it.
+        depths: The depths the slider offers.
+        ratios: The E:I ratios the slider offers.
+        seed: Seed of the weights.
+
+    Returns:
+        The explorer.
+
+    Raises:
+        ValueError: If a ratio does not divide ``width``.
+    """
+    bad = [ratio for ratio in ratios if width % ratio]
+    if bad:
+        raise ValueError(f"E:I ratios {bad} do not divide width={width}; choose ratios that divide it")
+
+    def draw(depth: int, ei_ratio: int) -> Figure:
+        profile = ei_mlp_profile(inputs, depth, width=width, ei_ratio=ei_ratio, seed=seed)
+        return plot_depth_profiles(
+            {f"E:I {ei_ratio}:1": profile}, quantities=("current_mean", "current_std", "firing_rate"),
+            title=f"E-I MLP after E-I Init: {depth} hidden layers of {width} neurons, E:I ratio {ei_ratio}:1",
+        )
+
+    return slider_explorer(
+        draw,
+        depth=widgets.SelectionSlider(
+            options=list(depths), value=depths[len(depths) // 2], description="hidden layers",
+            style=_slider_style(), continuous_update=False,
+        ),
+        ei_ratio=widgets.SelectionSlider(
+            options=list(ratios), value=4 if 4 in ratios else ratios[0], description="E:I ratio",
             style=_slider_style(), continuous_update=False,
         ),
     )
