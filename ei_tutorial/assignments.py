@@ -126,10 +126,10 @@ def strict_mode() -> bool:
 def skip_unfinished(part: str, *, strict: Optional[bool] = None) -> Iterator[None]:
     """Run a block of notebook code, and skip the rest of it if student code is unfinished.
 
-    A ``NotImplementedError`` raised inside the block ends the block; a note naming
-    ``part`` and the error's message is printed to standard output, which is where a
-    notebook reader sees it, and the notebook goes on with the next cell. Any other
-    exception propagates.
+    A ``NotImplementedError`` raised inside the block ends the block, and a note with
+    ``part`` and the error's message is printed to standard output, where a notebook
+    reader sees it. The notebook then goes on with the next cell. Any other exception
+    propagates.
 
     NOTE: a ``NotImplementedError`` from library code called inside the block is
     skipped the same way; its message tells it apart from a student's TODO.
@@ -147,5 +147,9 @@ def skip_unfinished(part: str, *, strict: Optional[bool] = None) -> Iterator[Non
     except NotImplementedError as error:
         if strict:
             raise
-        message = str(error) or "a function raised NotImplementedError"
-        print(f"Not implemented yet: {part}. ({message})\nComplete it in the assignment module and run this cell again.")
+        reason = str(error) or "a function raised NotImplementedError"
+        print(
+            f"Skipped {part}: {reason}.\n"
+            "Complete that part in the assignment module, rerun the cell that loads the module, "
+            "then rerun this cell."
+        )

@@ -1,6 +1,7 @@
 r"""Assignment 3: E-I Init for a depthwise E-I convolution.
 
-A depthwise convolution filters every channel on its own, as in MobileNets. Its E-I
+A depthwise convolution filters every channel on its own (the first half of a
+depthwise-separable convolution). Its E-I
 version, :class:`EIDepthwiseConv2d`, has one E channel per input channel and one I
 channel per group of ``ei_ratio`` input channels:
 

@@ -33,9 +33,10 @@ What to write (the starter raises ``NotImplementedError`` in each part):
 from __future__ import annotations
 
 import math
-from typing import Callable, Optional
+from typing import Callable, Mapping, Optional
 
 import torch
+from matplotlib.figure import Figure
 from torch import Tensor, nn
 
 from ei_tutorial.models import register_neuron
@@ -176,3 +177,36 @@ def register_adaptive_lif(name: str = "adaptive_lif") -> str:
     """
     # TODO(A1 part 3): register_adaptive_lif. Replace the raise below with your code.
     raise NotImplementedError("A1 part 3 (register_adaptive_lif) is not implemented yet")
+
+
+def plot_adaptation(current: Tensor, neurons: Mapping[str, nn.Module]) -> Figure:
+    """Plot how each neuron model responds to the same input current.
+
+    Args:
+        current: Input current of one neuron ``[T]``.
+        neurons: Models by label; each has ``trace(current)`` returning ``(spikes, v)``
+            like :class:`ei_tutorial.LIF` or ``(spikes, v, theta)`` like
+            :class:`AdaptiveLIF`. A model without ``theta`` is drawn with its constant
+            threshold ``v_th``.
+
+    Returns:
+        A Figure with one row of axes per model: the membrane potential ``v`` after
+        reset, the threshold ``theta`` in force at each step and the spikes ``z``.
+    """
+    steps = torch.arange(current.shape[0])
+    fig = Figure(figsize=(9, 2.2 * len(neurons)), layout="constrained")
+    axes = fig.subplots(len(neurons), 1, sharex=True, squeeze=False)[:, 0]
+    for ax, (label, neuron) in zip(axes, neurons.items()):
+        with torch.no_grad():
+            traces = neuron.trace(current.reshape(-1, 1))
+        spikes, v = traces[0][:, 0], traces[1][:, 0]
+        theta = traces[2][:, 0] if len(traces) > 2 else torch.full_like(v, neuron.v_th)
+        ax.plot(steps, v, marker=".", color="tab:blue", label="v (after reset)")
+        ax.step(steps, theta, where="mid", color="black", linestyle="--", label="threshold theta")
+        fired = steps[spikes > 0]
+        ax.plot(fired, torch.full((len(fired),), float(theta.max()) * 1.15), "v", color="tab:red", label="spike z")
+        ax.set_ylabel("potential")
+        ax.set_title(f"{label}: {int(spikes.sum())} spikes in {len(steps)} steps")
+        ax.legend(fontsize="small", loc="center left", bbox_to_anchor=(1.01, 0.5))
+    axes[-1].set_xlabel("time step t")
+    return fig

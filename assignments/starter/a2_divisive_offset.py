@@ -32,6 +32,7 @@ from typing import Iterator, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
+from matplotlib.figure import Figure
 from torch import Tensor, nn
 
 from ei_tutorial import EIConv2d, EILinear, InputStatistics, ei_init_
@@ -192,3 +193,32 @@ def register_offset_variant(name: str = "ei_offset") -> str:
     """
     # TODO(A2 part 5): register_offset_variant. Replace the raise below with your code.
     raise NotImplementedError("A2 part 5 (register_offset_variant) is not implemented yet")
+
+
+def plot_gain_curves(sigmas: Sequence[float], i_div: Optional[Tensor] = None) -> Figure:
+    """Plot the gain of the offset division against the divisive inhibition, one curve per offset.
+
+    Each curve is :func:`divide_with_offset` applied to a unit numerator with
+    :math:`g_E = 1` and :math:`b_E = 0`, that is :math:`1 / (I_{div} + \\sigma)`.
+
+    Args:
+        sigmas: The offsets :math:`\\sigma` to draw.
+        i_div: Values of :math:`I_{div}` on the x-axis; 300 points from 0.01 to 3 when None.
+
+    Returns:
+        A Figure with one axes, logarithmic in the gain.
+    """
+    i_div = torch.linspace(0.01, 3.0, 300) if i_div is None else i_div
+    fig = Figure(figsize=(5.5, 3.4), layout="constrained")
+    ax = fig.subplots()
+    numerator = torch.ones(1, len(i_div))
+    unit, zero = torch.ones(()), torch.zeros(())
+    for sigma in sigmas:
+        gain = divide_with_offset(numerator, i_div[None], torch.tensor(float(sigma)), unit, zero, (1,))
+        ax.plot(i_div, gain[0], label=f"sigma = {sigma:g}")
+    ax.set_yscale("log")
+    ax.set_xlabel("divisive inhibition I_div")
+    ax.set_ylabel("gain 1 / (I_div + sigma)")
+    ax.set_title("the offset caps the gain")
+    ax.legend(fontsize="small")
+    return fig
