@@ -92,6 +92,10 @@ class DepthProfile:
         current_mean: Mean of the current into each layer's neurons, ``[L]``.
         current_std: Standard deviation of that current over all time steps, samples and
             neurons, ``[L]``.
+        silent_fraction: Fraction of (sample, neuron) pairs of each layer that never spike
+            in the ``T`` steps, ``[L]``.
+        saturated_fraction: Fraction of (sample, neuron) pairs that spike at every step,
+            ``[L]``.
         weight_grad_norm: Norm of the loss gradient of each layer's weight
             (:math:`W_{EE}` for E-I layers), ``[L]``; None when no labels were given.
     """
@@ -100,6 +104,8 @@ class DepthProfile:
     firing_rate: Tensor
     current_mean: Tensor
     current_std: Tensor
+    silent_fraction: Tensor
+    saturated_fraction: Tensor
     weight_grad_norm: Optional[Tensor] = None
 
     @property
@@ -147,13 +153,29 @@ def depth_profile(model: nn.Module, inputs: Tensor, labels: Optional[Tensor] = N
         raise ValueError(
             f"{type(model).__name__} has no SpikingLayer; build it with ei_tutorial.models.build_model"
         )
-    with record_activity(model) as activity:
-        if labels is None:
-            with torch.no_grad():
-                model(inputs)
-        else:
-            model.zero_grad(set_to_none=True)
-            F.cross_entropy(model(inputs), labels).backward()
+    # Per layer: [pairs that never spiked, pairs that spiked at every step, pairs seen].
+    extremes: dict[str, Tensor] = {}
+
+    def count_extremes(name: str):
+        def hook(_module: nn.Module, _inputs: tuple, spikes: Tensor) -> None:
+            counts = spikes.detach().sum(dim=0)
+            steps = spikes.shape[0]
+            totals = torch.stack([(counts == 0).sum(), (counts == steps).sum(), torch.tensor(counts.numel())])
+            extremes[name] = totals if name not in extremes else extremes[name] + totals
+        return hook
+
+    handles = [block.neuron.register_forward_hook(count_extremes(name)) for name, block in blocks.items()]
+    try:
+        with record_activity(model) as activity:
+            if labels is None:
+                with torch.no_grad():
+                    model(inputs)
+            else:
+                model.zero_grad(set_to_none=True)
+                F.cross_entropy(model(inputs), labels).backward()
+    finally:
+        for handle in handles:
+            handle.remove()
     rates = activity.firing_rates()
     stats = activity.current_stats()
     names = tuple(name for name in blocks if name in rates)
@@ -169,6 +191,10 @@ def depth_profile(model: nn.Module, inputs: Tensor, labels: Optional[Tensor] = N
         firing_rate=torch.tensor([rates[name] for name in names], dtype=torch.float64),
         current_mean=torch.tensor([stats[name][0] for name in names], dtype=torch.float64),
         current_std=torch.tensor([stats[name][1] for name in names], dtype=torch.float64),
+        silent_fraction=torch.tensor([float(extremes[name][0] / extremes[name][2]) for name in names], dtype=torch.float64),
+        saturated_fraction=torch.tensor(
+            [float(extremes[name][1] / extremes[name][2]) for name in names], dtype=torch.float64
+        ),
         weight_grad_norm=grad_norms,
     )
 
@@ -217,11 +243,11 @@ def ei_mlp_profile(
 
 def depth_variant_profiles(
     inputs: Tensor,
-    labels: Tensor,
     depth: int,
     *,
+    labels: Optional[Tensor] = None,
     width: int = 128,
-    plain_gain: float = 5.0,
+    plain_gain: Optional[float] = 8.0,
     num_classes: int = 10,
     seed: int = 0,
 ) -> dict[str, DepthProfile]:
@@ -235,23 +261,21 @@ def depth_variant_profiles(
 
     Args:
         inputs: Time-first images ``[T, B, C, S, S]`` in [0, 1].
-        labels: Their labels ``[B]``.
         depth: Number of hidden layers.
+        labels: Their labels ``[B]``, to measure gradient norms; None measures activity only.
         width: Neurons per hidden layer.
-        plain_gain: Gain of the re-initialised plain network.
+        plain_gain: Gain of the re-initialised plain network; None leaves that network out.
         num_classes: Readout units.
         seed: Seed of the weights.
 
     Returns:
-        ``{label: DepthProfile}`` with gradient norms, in the order above.
+        ``{label: DepthProfile}`` in the order above.
     """
     channels, size = _image_shape(inputs)
-    settings = (
-        ("plain, PyTorch default init", "plain", None),
-        (f"plain, gain {plain_gain:g}", "plain", plain_gain),
-        ("batch norm", "bn", None),
-        ("E-I, E-I Init", "ei", None),
-    )
+    settings = [("plain, PyTorch default init", "plain", None)]
+    if plain_gain is not None:
+        settings.append((f"plain, gain {plain_gain:g}", "plain", plain_gain))
+    settings += [("batch norm", "bn", None), ("E-I, E-I Init", "ei", None)]
     profiles = {}
     for label, variant, gain in settings:
         with torch.random.fork_rng(devices=[]):

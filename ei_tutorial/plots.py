@@ -632,6 +632,8 @@ DEPTH_QUANTITY_LABELS = {
     "firing_rate": "firing rate (spikes per step)",
     "current_mean": "mean of current I",
     "current_std": "std of current I",
+    "silent_fraction": "fraction never spiking",
+    "saturated_fraction": "fraction spiking every step",
     "weight_grad_norm": "norm of weight gradient",
 }
 
@@ -646,8 +648,8 @@ def _draw_depth_quantity(ax: Axes, profiles: Mapping, quantity: str, log_scale: 
     if log_scale:
         # symlog keeps exact zeros (a silent network passes no gradient) visible at the bottom.
         ax.set_yscale("symlog", linthresh=1e-6)
-    elif quantity == "firing_rate":
-        ax.set_ylim(bottom=0)
+    elif quantity in ("firing_rate", "silent_fraction", "saturated_fraction"):
+        ax.set_ylim(-0.03, 1.03 if quantity != "firing_rate" else None)
     if quantity == "current_mean":
         ax.axhline(0.0, color="black", linewidth=0.8, linestyle=":")
     ax.set_xlabel("layer")

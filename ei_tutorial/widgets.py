@@ -285,25 +285,24 @@ def divisive_inhibition_explorer(
 
 def depth_explorer(
     inputs: Tensor,
-    labels: Tensor,
     *,
     width: int = 128,
-    plain_gain: float = 5.0,
+    plain_gain: float = 8.0,
     depths: Sequence[int] = (2, 4, 6, 8, 10, 12, 14, 16),
     seed: int = 0,
 ) -> SliderExplorer:
-    """Explore firing rate, current spread and gradient flow against depth for four MLPs.
+    """Explore firing rate, current spread and pinned neurons against depth for four MLPs.
 
     One slider sets the number of hidden layers. Each change builds four spiking MLPs of
     that depth with :func:`ei_tutorial.models.build_model`: plain with PyTorch's default
     initialisation, plain re-initialised at ``plain_gain`` by
     :func:`ei_tutorial.depth_analysis.rescale_init_`, batch normalization, and E-I
-    initialised by :func:`ei_tutorial.ei_init_` on ``inputs``; then plots
-    :func:`ei_tutorial.plots.plot_depth_profiles` of all four.
+    initialised by :func:`ei_tutorial.ei_init_` on ``inputs``; then plots each layer's
+    firing rate, current spread, and fractions of neurons that never spike or spike at
+    every step (:func:`ei_tutorial.plots.plot_depth_profiles`).
 
     Args:
-        inputs: Time-first model input ``[T, B, ...]`` (e.g. direct-encoded MNIST images).
-        labels: Their labels ``[B]``, for the gradient norms.
+        inputs: Time-first images ``[T, B, C, S, S]`` (e.g. direct-encoded MNIST).
         width: Neurons per hidden layer.
         plain_gain: Gain of the re-initialised plain network.
         depths: The depths the slider offers.
@@ -313,10 +312,10 @@ def depth_explorer(
         The explorer.
     """
     def draw(depth: int) -> Figure:
-        profiles = depth_variant_profiles(inputs, labels, depth, width=width, plain_gain=plain_gain, seed=seed)
+        profiles = depth_variant_profiles(inputs, depth, width=width, plain_gain=plain_gain, seed=seed)
         return plot_depth_profiles(
-            profiles, quantities=("firing_rate", "current_std", "weight_grad_norm"),
-            log_quantities=("current_std", "weight_grad_norm"), title=f"{depth} hidden layers of {width} neurons",
+            profiles, quantities=("firing_rate", "current_std", "silent_fraction", "saturated_fraction"),
+            log_quantities=("current_std",), title=f"{depth} hidden layers of {width} neurons",
         )
 
     return slider_explorer(

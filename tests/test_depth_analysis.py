@@ -110,6 +110,8 @@ def test_depth_profile_hand_computed():
     assert profile.firing_rate.tolist() == [0.5]
     assert profile.current_mean.item() == pytest.approx(0.6)
     assert profile.current_std.item() == pytest.approx(0.6)
+    assert profile.silent_fraction.tolist() == [0.5]
+    assert profile.saturated_fraction.tolist() == [0.5]
     assert profile.weight_grad_norm is None
 
 
@@ -332,17 +334,19 @@ def test_ei_mlp_profile_rejects_flat_input():
 def test_depth_variant_profiles_keeps_global_random_state():
     x = _images(8, 6).expand(2, -1, -1, -1, -1)
     state = torch.get_rng_state()
-    profiles = depth_variant_profiles(x, torch.arange(8) % 10, 2, width=8, plain_gain=2.0)
+    profiles = depth_variant_profiles(x, 2, labels=torch.arange(8) % 10, width=8, plain_gain=2.0)
     assert torch.equal(torch.get_rng_state(), state)
     assert list(profiles) == ["plain, PyTorch default init", "plain, gain 2", "batch norm", "E-I, E-I Init"]
     assert all(profile.depth == 2 for profile in profiles.values())
+    without_gain = depth_variant_profiles(x, 2, width=8, plain_gain=None)
+    assert list(without_gain) == ["plain, PyTorch default init", "batch norm", "E-I, E-I Init"]
 
 
 def test_depth_variant_profiles_repeatable():
     x = _images(8, 6).expand(2, -1, -1, -1, -1)
     labels = torch.arange(8) % 10
-    first = depth_variant_profiles(x, labels, 2, width=8)
-    second = depth_variant_profiles(x, labels, 2, width=8)
+    first = depth_variant_profiles(x, 2, labels=labels, width=8)
+    second = depth_variant_profiles(x, 2, labels=labels, width=8)
     for label in first:
         assert torch.equal(first[label].current_std, second[label].current_std)
 

@@ -31,6 +31,8 @@ def _profile(rates, grads=None) -> DepthProfile:
         firing_rate=rates,
         current_mean=torch.zeros_like(rates),
         current_std=torch.ones_like(rates),
+        silent_fraction=(rates == 0).double(),
+        saturated_fraction=(rates == 1).double(),
         weight_grad_norm=None if grads is None else torch.tensor(grads, dtype=torch.float64),
     )
 
@@ -114,7 +116,7 @@ def _image_batch(count=8, size=6, steps=2) -> torch.Tensor:
 
 
 def test_depth_explorer_redraws_without_piling_up_figures():
-    explorer = depth_explorer(_image_batch(), torch.arange(8) % 10, width=8, depths=(2, 3))
+    explorer = depth_explorer(_image_batch(), width=8, depths=(2, 3))
     assert isinstance(explorer, SliderExplorer)
     assert explorer.figure._suptitle.get_text() == "3 hidden layers of 8 neurons"
     first = explorer.figure
