@@ -28,7 +28,7 @@ HERE = Path(__file__).resolve().parent
 SOLUTIONS = HERE / "solutions"
 STARTERS = HERE / "starter"
 
-BEGIN = re.compile(r"^(?P<indent>\s*)# BEGIN SOLUTION (?P<part>[A-Za-z0-9]+ part \d+): (?P<what>.+?)\s*$")
+BEGIN = re.compile(r"^(?P<indent>\s*)# BEGIN SOLUTION (?P<part>[A-Za-z0-9]+ part \d+): (?P<target>.+?)\s*$")
 END = re.compile(r"^\s*# END SOLUTION\s*$")
 
 
@@ -47,9 +47,9 @@ def make_starter(solution: str, filename: str = "<solution>") -> str:
             if open_at is not None:
                 raise ValueError(f"{filename}:{number}: BEGIN SOLUTION inside the block opened at line {open_at}")
             open_at = number
-            indent, part, what = begin["indent"], begin["part"], begin["what"]
-            out.append(f"{indent}# TODO({part}): {what}. Replace the raise below with your code.\n")
-            out.append(f'{indent}raise NotImplementedError("{part} ({what}) is not implemented yet")\n')
+            indent, part, target = begin["indent"], begin["part"], begin["target"]
+            out.append(f"{indent}# TODO({part}): {target}. Replace the raise below with your code.\n")
+            out.append(f'{indent}raise NotImplementedError("{part} ({target}) is not implemented yet")\n')
         elif end:
             if open_at is None:
                 raise ValueError(f"{filename}:{number}: END SOLUTION without a BEGIN SOLUTION")

@@ -49,7 +49,7 @@ _CLONE_HINT = (
 
 
 def find_assignment_root(start: Union[str, os.PathLike, None] = None) -> Path:
-    """Return the folder that holds the student's assignment modules.
+    """Return the folder that contains the student's assignment modules.
 
     Args:
         start: Folder to search from; the current directory when None. Ignored when
@@ -85,7 +85,7 @@ def load_assignment(name: str, root: Union[str, os.PathLike, None] = None) -> Mo
 
     Args:
         name: Module name without ``.py``, for example ``"a1_adaptive_lif"``.
-        root: Folder that holds the module; found by :func:`find_assignment_root` when None.
+        root: Folder that contains the module; found by :func:`find_assignment_root` when None.
 
     Returns:
         The imported module.
@@ -132,7 +132,7 @@ def skip_unfinished(part: str, *, strict: Optional[bool] = None) -> Iterator[Non
     propagates.
 
     NOTE: a ``NotImplementedError`` from library code called inside the block is
-    skipped the same way; its message tells it apart from a student's TODO.
+    skipped the same way; only its message distinguishes it from a student's TODO.
 
     Args:
         part: Name of the part the block exercises, shown in the note.

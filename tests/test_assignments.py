@@ -12,7 +12,6 @@ import os
 import shutil
 import subprocess
 import sys
-import textwrap
 import xml.etree.ElementTree as ET
 from collections import defaultdict
 from pathlib import Path
@@ -32,7 +31,7 @@ from ei_tutorial.assignments import (
 REPO = Path(__file__).resolve().parents[1]
 ASSIGNMENT_DIR = REPO / "assignments"
 NOTEBOOK_DIR = REPO / "book" / "assignments"
-# Fewest public tests per assignment; guards against a test file that silently shrinks.
+# Minimum number of public tests per assignment, so that a shrinking test file is noticed.
 MIN_TESTS_PER_ASSIGNMENT = 8
 
 
@@ -239,15 +238,33 @@ def _grade(copy: Path, *args: str) -> subprocess.CompletedProcess:
     )
 
 
-def test_grade_script_scores_submission(tmp_path):
+HIDDEN_TEST = """
+import torch
+
+
+def test_hidden_threshold_rises(adaptive_lif):
+    _, _, theta = adaptive_lif.AdaptiveLIF(beta=1.0).trace(torch.full((3, 1), 2.0))
+    assert theta[1, 0] > theta[0, 0]
+"""
+
+
+@pytest.mark.slow
+def test_grade_script_scores_public_and_hidden(tmp_path):
     copy = _copy_for_grading(tmp_path)
-    selection = "-k", "fan_ins_by_hand or summary_of_single or divide_with_offset_by_hand"
+    hidden = copy / "assignments" / "hidden"
+    hidden.mkdir()
+    (hidden / "test_a1_hidden.py").write_text(HIDDEN_TEST)
+    selection = ("-k", "hidden or fan_ins_by_hand or summary_of_single or divide_with_offset_by_hand")
+
     passed = _grade(copy, "assignments/solutions", *selection)
     assert passed.returncode == 0, passed.stdout + passed.stderr
-    assert "a2: 1/1 tests passed" in passed.stdout
-    assert "a3: 1/1 tests passed" in passed.stdout
+    # No public test of a1 matches the selection, so the a1 row counts the hidden test.
+    for assignment in ("a1", "a2", "a3", "a4"):
+        assert f"{assignment}: 1/1 tests passed" in passed.stdout, passed.stdout
+
     failed = _grade(copy, *selection)
     assert failed.returncode == 1, failed.stdout + failed.stderr
+    assert "a1: 0/1 tests passed (1 failed)" in failed.stdout
     assert "a3: 0/1 tests passed (1 failed)" in failed.stdout
 
 
@@ -255,26 +272,6 @@ def test_grade_script_rejects_missing_folder(tmp_path):
     result = _grade(_copy_for_grading(tmp_path), "no/such/folder")
     assert result.returncode == 2
     assert "does not exist" in result.stderr
-
-
-def test_grade_script_runs_hidden_tests(tmp_path):
-    copy = _copy_for_grading(tmp_path)
-    hidden = copy / "assignments" / "hidden"
-    hidden.mkdir()
-    (hidden / "test_a1_hidden.py").write_text(
-        textwrap.dedent(
-            """
-            import torch
-
-            def test_hidden_threshold_rises(adaptive_lif):
-                _, _, theta = adaptive_lif.AdaptiveLIF(beta=1.0).trace(torch.full((3, 1), 2.0))
-                assert theta[1, 0] > theta[0, 0]
-            """
-        )
-    )
-    result = _grade(copy, "assignments/solutions", "-k", "hidden")
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "a1: 1/1 tests passed" in result.stdout
 
 
 @pytest.mark.slow

@@ -139,6 +139,13 @@ class OffsetEILinear(DivisiveOffset, EILinear):
         self._add_offset(offset_init)
 
     def forward(self, x: Tensor) -> Tensor:
+        """Return the current of the offset layer for input ``x`` ``[..., in_features]``.
+
+        Raises:
+            TypeError, ValueError: As :class:`ei_tutorial.EILinear` does, on an input that
+                is not a floating-point tensor, has the wrong size, or holds negative, NaN
+                or infinite values.
+        """
         # TODO(A2 part 3): OffsetEILinear.forward. Replace the raise below with your code.
         raise NotImplementedError("A2 part 3 (OffsetEILinear.forward) is not implemented yet")
 
@@ -168,6 +175,15 @@ class OffsetEIConv2d(DivisiveOffset, EIConv2d):
         self._add_offset(offset_init)
 
     def forward(self, x: Tensor) -> Tensor:
+        """Return the current of the offset layer for input ``[T, B, C, H, W]`` or ``[N, C, H, W]``.
+
+        Time is folded into the batch for the convolutions and unfolded in the output.
+
+        Raises:
+            TypeError, ValueError: As :class:`ei_tutorial.EIConv2d` does, on an input that
+                is not a floating-point tensor, is not 4-D or 5-D, has the wrong channel
+                count, or holds negative, NaN or infinite values.
+        """
         # TODO(A2 part 4): OffsetEIConv2d.forward. Replace the raise below with your code.
         raise NotImplementedError("A2 part 4 (OffsetEIConv2d.forward) is not implemented yet")
 
