@@ -18,7 +18,7 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass
-from typing import Optional
+from typing import Callable, Optional
 
 import torch
 import torch.nn.functional as F
@@ -403,6 +403,42 @@ def gain_values(model: nn.Module) -> dict[str, dict[str, Tensor]]:
     }
 
 
+@dataclass(frozen=True)
+class Snapshot:
+    """Measurements of an E-I model at one point of its training.
+
+    Attributes:
+        step: Optimizer steps taken before the measurement.
+        activity: Firing rates and currents of every spiking layer.
+        balance: Circuit currents of every dividing E-I layer.
+        gains: :math:`g_E` and :math:`g_I` of every dividing E-I layer, as
+            :func:`gain_values` returns them.
+    """
+
+    step: int
+    activity: DepthProfile
+    balance: BalanceProfile
+    gains: dict[str, dict[str, Tensor]]
+
+
+def take_snapshot(model: nn.Module, inputs: Tensor, step: int) -> Snapshot:
+    """Measure activity, E-I balance and gains of ``model`` on ``inputs`` without changing it.
+
+    Args:
+        model: A model of :class:`~ei_tutorial.models.SpikingLayer` blocks with E-I layers.
+        inputs: Time-first model input ``[T, B, ...]``, the same at every snapshot so that
+            snapshots compare.
+        step: Optimizer steps taken so far, stored with the measurements.
+
+    Returns:
+        The :class:`Snapshot`.
+    """
+    return Snapshot(
+        step=step, activity=depth_profile(model, inputs), balance=balance_profile(model, inputs),
+        gains=gain_values(model),
+    )
+
+
 # ---------------------------------------------------------------------------
 # E-I Init: measured moments against the ones its formulas predict
 # ---------------------------------------------------------------------------
@@ -687,6 +723,8 @@ def train_steps(
     encoding: str = "rate",
     heldout: Optional[tuple[Tensor, Tensor]] = None,
     seed: int = 0,
+    callback: Optional[Callable[[int, nn.Module], None]] = None,
+    callback_every: int = 1,
 ) -> TrainingTrace:
     """Train ``model`` for a few SGD steps on random batches, recording loss and gradient norm.
 
@@ -713,6 +751,10 @@ def train_steps(
         encoding: ``"rate"`` (Bernoulli spikes) or ``"direct"`` (the image at every step).
         heldout: Optional ``(images, labels)`` evaluated after the last step.
         seed: Seed of the batch draws and of the rate encoding.
+        callback: Called as ``callback(steps_taken, model)`` after every
+            ``callback_every``-th optimizer step, e.g. to record measurements during
+            training; it runs outside autograd.
+        callback_every: Steps between two callback calls, >= 1.
 
     Returns:
         The :class:`TrainingTrace`.
@@ -721,7 +763,7 @@ def train_steps(
         ValueError: If ``steps`` or ``batch_size`` is not a positive int, or on an
             unknown encoding.
     """
-    for name, value in (("steps", steps), ("batch_size", batch_size)):
+    for name, value in (("steps", steps), ("batch_size", batch_size), ("callback_every", callback_every)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be a positive int, got {value!r}")
     encode(images[:1], 1, encoding)  # rejects an unknown encoding before any work
@@ -745,6 +787,9 @@ def train_steps(
                 stopped_at = step
                 break
             optimizer.step()
+            if callback is not None and (step + 1) % callback_every == 0:
+                with torch.no_grad():
+                    callback(step + 1, model)
     finally:
         if projection is not None:
             projection.remove()

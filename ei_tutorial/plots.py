@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from ei_tutorial.analysis import IntensityResponse, current_statistics
 from ei_tutorial.neurons import LIF
@@ -880,4 +881,112 @@ def plot_training_traces(traces: Mapping, *, chance_loss: float | None = None) -
     ax_grad.set_ylabel("gradient norm (all parameters)")
     ax_grad.set_yscale("log")
     ax_loss.legend(fontsize="x-small")
+    return fig
+
+
+def plot_training_histories(histories: Mapping[str, Sequence[Mapping]], *, title: str = "") -> Figure:
+    """Plot per-epoch training records of several runs side by side.
+
+    Args:
+        histories: Maps a run's label to its records, one per epoch, as
+            :func:`ei_tutorial.training.train` returns them in ``TrainResult.history``
+            (keys ``epoch``, ``train_loss``, ``heldout_acc`` and ``firing_rate``, the
+            last a mapping from layer name to rate).
+        title: Figure title; none when empty.
+
+    Returns:
+        A Figure with three axes against the epoch: training loss, held-out accuracy
+        (titled with each run's last value), and the firing rate averaged over layers.
+    """
+    fig = Figure(figsize=(12, 3.5), layout="constrained")
+    ax_loss, ax_acc, ax_rate = fig.subplots(1, 3)
+    last = []
+    for k, (label, records) in enumerate(histories.items()):
+        epochs = [record["epoch"] for record in records]
+        rates = [float(np.mean(list(record["firing_rate"].values()))) for record in records]
+        style = {"marker": "o", "markersize": 4, "color": f"C{k}", "label": label}
+        ax_loss.plot(epochs, [record["train_loss"] for record in records], **style)
+        ax_acc.plot(epochs, [record["heldout_acc"] for record in records], **style)
+        ax_rate.plot(epochs, rates, **style)
+        last.append(f"{label} {records[-1]['heldout_acc']:.1%}")
+    ax_loss.set_ylabel("training loss")
+    ax_acc.set_ylabel("held-out accuracy")
+    ax_acc.set_ylim(0, 1)
+    ax_acc.set_title("last: " + ", ".join(last), fontsize="small")
+    ax_rate.set_ylabel("firing rate, mean over layers")
+    ax_rate.set_ylim(bottom=0)
+    for ax in (ax_loss, ax_acc, ax_rate):
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax_rate.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def plot_training_snapshots(snapshots: Sequence) -> Figure:
+    """Plot how E-I balance, firing rate and current spread of each layer evolve in training.
+
+    Args:
+        snapshots: :class:`ei_tutorial.depth_analysis.Snapshot` objects in training order,
+            all of the same model and measured on the same inputs.
+
+    Returns:
+        A Figure with three axes against the optimizer step, one line per dividing E-I
+        layer: the balance :math:`E[I_{sub}] / E[I_{EE}]`, the firing rate, and the
+        standard deviation of the current :math:`I`.
+    """
+    steps = [snapshot.step for snapshot in snapshots]
+    names = snapshots[0].balance.names
+    colors = colormap_colors(len(names))
+    fig = Figure(figsize=(12, 3.5), layout="constrained")
+    ax_ratio, ax_rate, ax_std = fig.subplots(1, 3)
+    for k, (name, color) in enumerate(zip(names, colors)):
+        style = {"marker": "o", "markersize": 3.5, "color": color, "label": f"layer {k + 1}"}
+        ax_ratio.plot(steps, [float(s.balance.inhibition_ratio[k]) for s in snapshots], **style)
+        ax_rate.plot(steps, [float(s.activity.firing_rate[k]) for s in snapshots], **style)
+        ax_std.plot(steps, [float(s.balance.current_std[k]) for s in snapshots], **style)
+    ax_ratio.axhline(1.0, color="black", linewidth=0.8, linestyle="--")
+    ax_ratio.set_ylabel("E[I_sub] / E[I_EE]")
+    ax_ratio.set_title("balance (1: inhibition matches excitation)", fontsize="small")
+    ax_rate.set_ylabel("firing rate (spikes per step)")
+    ax_rate.set_ylim(bottom=0)
+    ax_std.set_ylabel("std of current I")
+    ax_std.set_ylim(bottom=0)
+    for ax in (ax_ratio, ax_rate, ax_std):
+        ax.set_xlabel("optimizer step")
+    ax_std.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    return fig
+
+
+def plot_gain_distributions(snapshots: Sequence, *, bins: int = 30) -> Figure:
+    """Plot the distributions of the gains g_E and g_I of each layer at several points of training.
+
+    Args:
+        snapshots: :class:`ei_tutorial.depth_analysis.Snapshot` objects to compare, e.g.
+            the first, a middle and the last one.
+        bins: Histogram bins per axis.
+
+    Returns:
+        A Figure with two rows (:math:`g_E`, :math:`g_I`) and one column per dividing E-I
+        layer; each axis overlays one outlined histogram per snapshot.
+    """
+    names = list(snapshots[0].gains)
+    colors = colormap_colors(len(snapshots))
+    fig = Figure(figsize=(3.0 * len(names) + 1.6, 5.2), layout="constrained")
+    axes = fig.subplots(2, len(names), squeeze=False)
+    for row, (key, symbol) in enumerate((("gain_e", "g_E"), ("gain_i", "g_I"))):
+        for col, name in enumerate(names):
+            ax = axes[row, col]
+            values = [_as_numpy(snapshot.gains[name][key]) for snapshot in snapshots]
+            low = min(v.min() for v in values)
+            high = max(v.max() for v in values)
+            edges = np.linspace(low, high, bins + 1) if high > low else np.linspace(low - 0.01, high + 0.01, bins + 1)
+            for snapshot, value, color in zip(snapshots, values, colors):
+                ax.hist(value, bins=edges, histtype="step", linewidth=1.4, color=color, label=f"step {snapshot.step}")
+            ax.set_xlabel(symbol)
+            if row == 0:
+                ax.set_title(f"layer {col + 1}", fontsize="small")
+        axes[row, 0].set_ylabel("neurons")
+    axes[0, -1].legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.02, 1.0))
     return fig

@@ -22,6 +22,7 @@ from ei_tutorial.depth_analysis import (
     input_gradient,
     rescale_init_,
     synaptic_weight,
+    take_snapshot,
     train_steps,
     with_switches,
 )
@@ -401,3 +402,24 @@ def test_train_steps_rejects_bad_arguments(kwargs, message):
     arguments = {"steps": 1, **kwargs}
     with pytest.raises(ValueError, match=message):
         train_steps(_NaNAfter(100), _images(4, 6), torch.zeros(4, dtype=torch.long), **arguments)
+
+
+def test_train_steps_calls_callback_every_n_steps():
+    images, labels = _images(16, 6), torch.arange(16) % 3
+    calls = []
+    train_steps(
+        _NaNAfter(100), images, labels, steps=6, batch_size=4, T=2,
+        callback=lambda step, model: calls.append((step, torch.is_grad_enabled())), callback_every=2,
+    )
+    assert calls == [(2, False), (4, False), (6, False)]
+
+
+def test_take_snapshot_measures_every_layer():
+    x = _images(16, 6).expand(2, -1, -1, -1, -1)
+    model = build_model("mlp", "ei", image_size=6, widths=[8, 8])
+    ei_init_(model, x, seed=0)
+    snapshot = take_snapshot(model, x, step=7)
+    assert snapshot.step == 7
+    assert snapshot.activity.names == ("hidden.0", "hidden.1")
+    assert snapshot.balance.names == ("hidden.0.layer", "hidden.1.layer")
+    assert list(snapshot.gains) == ["hidden.0.layer", "hidden.1.layer"]

@@ -11,13 +11,17 @@ import torch
 from matplotlib.figure import Figure
 
 from ei_tutorial import EILinear, ei_init_
-from ei_tutorial.depth_analysis import DepthProfile, TrainingTrace, init_check
+from ei_tutorial.depth_analysis import DepthProfile, TrainingTrace, init_check, take_snapshot
+from ei_tutorial.models import build_model
 from ei_tutorial.plots import (
     INIT_CHECK_MOMENTS,
     plot_depth_profiles,
     plot_depth_sweep,
+    plot_gain_distributions,
     plot_gradient_rms,
     plot_init_check,
+    plot_training_histories,
+    plot_training_snapshots,
     plot_training_traces,
     plot_zero_divisor,
 )
@@ -141,3 +145,28 @@ def test_ei_init_explorer_updates_on_both_sliders():
 def test_ei_init_explorer_rejects_ratio_not_dividing_width():
     with pytest.raises(ValueError, match="do not divide width=10"):
         ei_init_explorer(_image_batch(), width=10, ratios=(1, 4))
+
+
+def test_plot_training_histories_curves_and_title():
+    records = [
+        {"epoch": 1, "train_loss": 2.0, "heldout_acc": 0.5, "firing_rate": {"a": 0.1, "b": 0.3}},
+        {"epoch": 2, "train_loss": 1.0, "heldout_acc": 0.75, "firing_rate": {"a": 0.2, "b": 0.2}},
+    ]
+    figure = plot_training_histories({"E-I": records})
+    ax_loss, ax_acc, ax_rate = figure.axes[:3]
+    np.testing.assert_allclose(_line_data(ax_loss)[0], [2.0, 1.0])
+    np.testing.assert_allclose(_line_data(ax_rate)[0], [0.2, 0.2])
+    assert ax_acc.get_title() == "last: E-I 75.0%"
+
+
+def test_plot_snapshots_and_gains_one_entry_per_layer():
+    x = _image_batch()
+    model = build_model("mlp", "ei", image_size=6, widths=[8, 8, 8])
+    ei_init_(model, x, seed=0)
+    snapshots = [take_snapshot(model, x, 0), take_snapshot(model, x, 5)]
+    figure = plot_training_snapshots(snapshots)
+    assert len(_line_data(figure.axes[0])) == 3
+    np.testing.assert_allclose(_line_data(figure.axes[0])[0], [snapshots[0].balance.inhibition_ratio[0]] * 2)
+    gains = plot_gain_distributions(snapshots)
+    assert len(gains.axes) == 2 * 3
+    assert [ax.get_xlabel() for ax in gains.axes[:4]] == ["g_E", "g_E", "g_E", "g_I"]
