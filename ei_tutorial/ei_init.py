@@ -13,9 +13,11 @@ arXiv:2509.23253) sets
     g_I = \frac{\sqrt{E[x^2] + Var[x]}}{\sqrt{d}\, E[x]}, \qquad g_E = 1, \qquad b_E = 0.
 
 Each row of :math:`W_{EI}` sums to one, so :math:`E[I_{sub}] = E[I_{EE}]` (balance), and
-:math:`E[I_{div}]` matches the standard deviation of :math:`I_{EE} - I_{sub}` (gain
-control): the current :math:`I` then has mean near 0 and standard deviation near 1,
-which is what batch normalization would produce.
+:math:`E[I_{div}]` matches the standard deviation of :math:`I_{EE}` predicted for
+independent input features (gain control). The current :math:`I` then has mean near 0
+and a standard deviation of order one, as batch normalization would produce. For
+independent inputs that standard deviation is :math:`\sqrt{E[x^2] / (E[x^2] + Var[x])}`,
+and on spike inputs from MNIST it measures 0.75 to 0.9 per layer.
 
 :func:`ei_init_` initialises the layers of a model in forward order, each from the input
 that it receives from the already-initialised layers before it, in one forward pass.
