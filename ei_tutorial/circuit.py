@@ -40,6 +40,7 @@ from torch.nn.modules.utils import _pair
 
 from ei_tutorial.ei_init import InputStatistics, init_ei_parameters_
 from ei_tutorial.ei_prop import ei_combine_reference, ei_divide, scale_grad
+from ei_tutorial.fused import ei_circuit
 from ei_tutorial.validation import check_ei_input
 
 # Statistics of Bernoulli spikes at a 20% rate: the default initialisation assumes them
@@ -130,10 +131,14 @@ class EILayer(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         x, unfold = self._prepare(x)
-        i_ee, r_i = self._drive(x)
-        weight_ei = self.weight_ei * self.inhibition_scale
+        weight_ei = self.weight_ei
+        if self.inhibition_scale != 1.0:
+            weight_ei = weight_ei * self.inhibition_scale
         if self.scale_ei_grad:
             weight_ei = scale_grad(weight_ei, 1.0 / self.fan_in)
+        if self._takes_fused_path(x):
+            return unfold(self._fused_forward(x, weight_ei))
+        i_ee, r_i = self._drive(x)
         num = i_ee - self._mix(r_i, weight_ei) if self.subtractive else i_ee
         if self.readout or not self.divisive:
             out = self._broadcast(self.gain_e) * num if not self.readout else num
@@ -141,6 +146,22 @@ class EILayer(nn.Module):
             return unfold(out)
         i_div = self._mix(r_i * self._broadcast(self.gain_i), weight_ei)
         return unfold(self._combine(num, i_div))
+
+    def _takes_fused_path(self, x: Tensor) -> bool:
+        """Return True if :mod:`ei_tutorial.fused` computes this call.
+
+        The fused functions cover the default circuit (subtractive and divisive, stabilised,
+        straight-through) on float32 or float64 inputs, or under autocast; every other
+        case runs the plain PyTorch reference path.
+        """
+        return (
+            self.fused
+            and self.subtractive
+            and self.divisive
+            and self.stabilise
+            and self.straight_through
+            and (x.dtype in (torch.float32, torch.float64) or torch.is_autocast_enabled(x.device.type))
+        )
 
     def _combine(self, num: Tensor, i_div: Tensor) -> Tensor:
         dtype = torch.promote_types(num.dtype, torch.float32)
@@ -190,8 +211,11 @@ class EILinear(EILayer):
             :math:`I_{div} + \\epsilon`.
         straight_through: Treat the stabilisation as the identity in backward.
         scale_ei_grad: Divide the gradient of :math:`W_{EI}` by the fan-in.
-        fused: Use the fused autograd function for the division (same numbers as the
-            plain PyTorch reference path).
+        fused: Compute the default circuit (subtractive and divisive, stabilised,
+            straight-through; float32 or float64 inputs, or autocast) with the fused forward and
+            backward passes of :mod:`ei_tutorial.fused`, which give the same numbers as
+            the plain PyTorch reference path; other configurations always take the
+            reference path.
         eps: The :math:`\\epsilon` used when ``stabilise`` is False.
 
     Shape:
@@ -254,6 +278,9 @@ class EILinear(EILayer):
     def _mix(self, r_i: Tensor, weight_ei: Tensor) -> Tensor:
         return F.linear(r_i, weight_ei)
 
+    def _fused_forward(self, x: Tensor, weight_ei: Tensor) -> Tensor:
+        return ei_circuit(x, self.weight_ee, self.weight_ie, weight_ei, self.gain_i, self.gain_e, self.bias)
+
     def _sample_dims(self, num: Tensor) -> tuple[int, ...]:
         return (num.dim() - 1,)
 
@@ -272,13 +299,16 @@ class EIConv2d(EILayer):
         in_channels: Input channels :math:`C`.
         out_channels: Number of E channels :math:`n_E`.
         kernel_size, stride, padding: As in ``nn.Conv2d`` (integer or pair).
-        ei_ratio, bias, readout, subtractive, divisive, inhibition_scale, stabilise,
-            straight_through, scale_ei_grad, fused, eps: As in :class:`EILinear`.
+        **kwargs: ``ei_ratio``, ``bias``, ``readout``, ``subtractive``, ``divisive``,
+            ``inhibition_scale``, ``stabilise``, ``straight_through``, ``scale_ei_grad``,
+            ``fused`` and ``eps``, as in :class:`EILinear`.
 
     Shape:
         - Input: ``[T, B, C, H, W]`` (time is folded into the batch and unfolded again)
           or ``[N, C, H, W]``, non-negative.
-        - Output: ``[T, B, n_E, H', W']`` or ``[N, n_E, H', W']``.
+        - Output: ``[T, B, n_E, H', W']`` or ``[N, n_E, H', W']``. On the fused path
+          the output is channels-last in memory (``torch.channels_last`` strides), which
+          the next convolution uses without a copy.
 
     Raises:
         ValueError: As :class:`EILinear`, and on inputs that are not 4-D or 5-D or whose
@@ -322,8 +352,11 @@ class EIConv2d(EILayer):
             out_channels, ei_ratio, bias, readout, subtractive, divisive, inhibition_scale,
             stabilise, straight_through, scale_ei_grad, fused, eps,
         )
-        self.weight_ee = nn.Parameter(torch.empty(self.n_e, in_channels, *self.kernel_size))
-        self.weight_ie = nn.Parameter(torch.empty(self.n_i, in_channels, *self.kernel_size))
+        # Channels-last kernels, because the fused path runs the convolution channels-last
+        # and would otherwise convert the kernels in every forward and backward pass.
+        kernel_format = {"memory_format": torch.channels_last}
+        self.weight_ee = nn.Parameter(torch.empty(self.n_e, in_channels, *self.kernel_size, **kernel_format))
+        self.weight_ie = nn.Parameter(torch.empty(self.n_i, in_channels, *self.kernel_size, **kernel_format))
         self.reset_parameters()
 
     def _prepare(self, x: Tensor):
@@ -348,6 +381,12 @@ class EIConv2d(EILayer):
 
     def _mix(self, r_i: Tensor, weight_ei: Tensor) -> Tensor:
         return F.conv2d(r_i, weight_ei[:, :, None, None])
+
+    def _fused_forward(self, x: Tensor, weight_ei: Tensor) -> Tensor:
+        return ei_circuit(
+            x, self.weight_ee, self.weight_ie, weight_ei, self.gain_i, self.gain_e, self.bias,
+            conv=(self.stride, self.padding),
+        )
 
     def _sample_dims(self, num: Tensor) -> tuple[int, ...]:
         return (1, 2, 3)

@@ -8,6 +8,7 @@ device in every forward pass. They therefore run on CPU tensors only, unless
 from __future__ import annotations
 
 import contextlib
+import math
 from typing import Iterator, Optional
 
 import torch
@@ -46,6 +47,18 @@ def _should_check(x: Tensor) -> bool:
     return _CHECK_MODE
 
 
+def _memory_order_view(x: Tensor) -> Tensor:
+    """Return ``x`` with its dimensions permuted into memory order, a view when possible.
+
+    ``torch.aminmax`` copies a non-contiguous input first; a channels-last tensor is
+    contiguous once its dimensions are put in the order of decreasing stride.
+    """
+    if x.is_contiguous():
+        return x
+    order = sorted(range(x.dim()), key=lambda dim: (x.stride(dim), x.shape[dim]), reverse=True)
+    return x.permute(order)
+
+
 def check_ei_input(x: object, layer: nn.Module) -> None:
     """Raise if ``x`` is not a valid input of the E-I ``layer``.
 
@@ -63,15 +76,19 @@ def check_ei_input(x: object, layer: nn.Module) -> None:
         )
     if not _should_check(x):
         return
-    x = x.detach()
-    if not bool(torch.isfinite(x).all()):
+    if x.numel() == 0:
+        return
+    # One pass for both checks: the minimum and maximum are NaN if any value is NaN,
+    # and an infinite value shows as an infinite extreme.
+    smallest, largest = (float(value) for value in torch.aminmax(_memory_order_view(x.detach())))
+    if not (math.isfinite(smallest) and math.isfinite(largest)):
         raise ValueError(
             f"{name} received NaN or infinite input values; check the previous layer "
             "or the data pipeline for overflow or division by zero"
         )
-    if x.numel() and float(x.min()) < 0:
+    if smallest < 0:
         raise ValueError(
-            f"{name} received a negative input value ({float(x.min()):.4g}); E-I layers need "
+            f"{name} received a negative input value ({smallest:.4g}); E-I layers need "
             "non-negative inputs (spikes or pixel intensities in [0, 1]), so do not "
             "normalise images to zero mean"
         )

@@ -4,6 +4,7 @@ import math
 
 import pytest
 import torch
+from snntorch import surrogate
 
 from ei_tutorial import LIF, lif_multistep, lif_step, make_spike_fn
 
@@ -147,3 +148,79 @@ def test_lif_rejects_zero_time_steps():
 def test_lif_rejects_non_tensor():
     with pytest.raises(TypeError, match="list"):
         LIF()([[1.0]])
+
+
+@pytest.mark.parametrize("name", ["sigmoid", "atan", "fast_sigmoid", "triangular", "straight_through"])
+@pytest.mark.parametrize("with_v0", [False, True])
+def test_fused_lif_matches_reference(name, with_v0):
+    spike_fn = make_spike_fn(name, 4.0)
+    current = (torch.rand(5, 3, 4, 6, generator=torch.Generator().manual_seed(0)) * 2).requires_grad_()
+    v0 = torch.rand(3, 4, 6).requires_grad_() if with_v0 else None
+    outputs, grads = [], []
+    for fused in (True, False):
+        inputs = [current.detach().clone().requires_grad_()]
+        if with_v0:
+            inputs.append(v0.detach().clone().requires_grad_())
+        spikes, _, v_last = lif_multistep(
+            inputs[0], inputs[1] if with_v0 else None, tau_mem=3.0, v_th=0.8, spike_fn=spike_fn, fused=fused
+        )
+        weights = torch.linspace(-1.0, 1.0, spikes.numel()).view(spikes.shape)
+        loss = (spikes * weights).sum() + (v_last * weights[0]).sum()
+        outputs.append((spikes, v_last))
+        grads.append(torch.autograd.grad(loss, inputs))
+    assert torch.equal(outputs[0][0], outputs[1][0])
+    assert torch.equal(outputs[0][1], outputs[1][1])
+    # Same operations in the same order as the per-step reference: equal to the bit.
+    for fused_grad, reference_grad in zip(*grads):
+        assert torch.equal(fused_grad, reference_grad)
+
+
+def test_fused_lif_trace_matches_reference():
+    current = (torch.rand(4, 2, 5) * 2).requires_grad_()
+    twin = current.detach().clone().requires_grad_()
+    spikes, v = LIF(tau_mem=2.0).trace(current)
+    spikes_ref, v_ref = LIF(tau_mem=2.0, fused=False).trace(twin)
+    assert torch.equal(spikes, spikes_ref)
+    assert torch.equal(v, v_ref)
+    (spikes.sum() + v.pow(2).sum()).backward()
+    (spikes_ref.sum() + v_ref.pow(2).sum()).backward()
+    torch.testing.assert_close(current.grad, twin.grad)
+
+
+def test_fused_lif_broadcasts_v0():
+    current = torch.rand(3, 2, 4) * 2
+    v0 = torch.tensor([0.5, 1.5, 0.0, 2.0], requires_grad=True)
+    v0_twin = v0.detach().clone().requires_grad_()
+    spikes, _, _ = lif_multistep(current, v0)
+    spikes_ref, _, _ = lif_multistep(current, v0_twin, fused=False)
+    assert torch.equal(spikes, spikes_ref)
+    spikes.sum().backward()
+    spikes_ref.sum().backward()
+    torch.testing.assert_close(v0.grad, v0_twin.grad)
+
+
+def test_fused_lif_used_only_where_it_matches():
+    current = torch.rand(3, 2, 4, requires_grad=True)
+    assert type(LIF()(current).grad_fn).__name__ == "LIFMultistepFunctionBackward"
+    assert type(LIF(detach_reset=False)(current).grad_fn).__name__ != "LIFMultistepFunctionBackward"
+    # A callable passed by the user may keep state or not act element by element.
+    assert type(LIF(surrogate=surrogate.sigmoid(slope=4.0))(current).grad_fn).__name__ != "LIFMultistepFunctionBackward"
+    assert type(LIF(fused=False)(current).grad_fn).__name__ != "LIFMultistepFunctionBackward"
+
+
+def test_fused_lif_float64_gradient_matches_reference():
+    current = (torch.rand(6, 3, 2, dtype=torch.float64) * 2).requires_grad_()
+    twin = current.detach().clone().requires_grad_()
+    LIF(tau_mem=4.0, surrogate="atan", slope=2.0)(current).pow(2).sum().backward()
+    LIF(tau_mem=4.0, surrogate="atan", slope=2.0, fused=False)(twin).pow(2).sum().backward()
+    assert torch.equal(current.grad, twin.grad)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_sigmoid_gradient_finite_far_below_threshold(dtype):
+    # snnTorch's own formula overflows to inf / inf here.
+    current = torch.tensor([[-30.0, -1e4, 0.5, 1.5]], dtype=dtype, requires_grad=True)
+    LIF()(current).sum().backward()
+    assert torch.isfinite(current.grad).all()
+    assert current.grad[0, 0].item() == pytest.approx(0.0, abs=1e-30)
+    assert current.grad[0, 2].item() == pytest.approx(sigmoid_surrogate_derivative(-0.5, 4.0))

@@ -1,0 +1,183 @@
+"""Tests for the fused E-I layer function against the plain PyTorch reference path."""
+
+import pytest
+import torch
+
+from ei_tutorial import EIConv2d, EILinear
+from ei_tutorial.fused import EICircuitFunction, ei_circuit, prefers_folded
+
+
+def randomise_(layer, seed=0, dtype=torch.float32):
+    """Give every parameter distinct positive values (bias of either sign)."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in layer.named_parameters():
+            p.copy_(torch.rand(p.shape, generator=g, dtype=dtype) + 0.1)
+            if name == "bias":
+                p.sub_(0.6)
+    return layer
+
+
+def spikes(shape, rate=0.3, seed=1, dtype=torch.float32):
+    """Bernoulli spikes whose first sample is silent and second half-silent."""
+    g = torch.Generator().manual_seed(seed)
+    x = (torch.rand(shape, generator=g) < rate).to(dtype)
+    x[0] = 0.0
+    x[1, ..., : shape[-1] // 2] = 0.0
+    return x
+
+
+LAYERS = {
+    "linear": (lambda **k: EILinear(12, 8, ei_ratio=4, **k), (6, 12), None),
+    "linear_3d": (lambda **k: EILinear(10, 6, ei_ratio=3, **k), (4, 3, 10), None),
+    "conv": (lambda **k: EIConv2d(3, 8, 3, padding=1, ei_ratio=4, **k), (4, 3, 7, 6), ((1, 1), (1, 1))),
+    "conv_strided": (lambda **k: EIConv2d(2, 4, 3, stride=2, ei_ratio=2, **k), (3, 2, 9, 8), ((2, 2), (0, 0))),
+}
+
+
+def reference_and_fused(name, folded, dtype=torch.float32, x=None):
+    """Run the reference layer and EICircuitFunction on the same input; return outputs and gradients."""
+    make, shape, conv = LAYERS[name]
+    layer = randomise_(make(fused=False, scale_ei_grad=False).to(dtype), dtype=dtype)
+    x = spikes(shape, dtype=dtype) if x is None else x
+    x_ref = x.clone().requires_grad_()
+    x_fused = x.clone().requires_grad_()
+    out_ref = layer(x_ref)
+    weight = torch.randn(out_ref.shape, generator=torch.Generator().manual_seed(2), dtype=dtype)
+    grads_ref = torch.autograd.grad((out_ref * weight).sum(), [x_ref, *layer.parameters()])
+    params = {n: p.detach().clone().requires_grad_() for n, p in layer.named_parameters()}
+    out_fused = ei_circuit(
+        x_fused, params["weight_ee"], params["weight_ie"], params["weight_ei"], params["gain_i"],
+        params["gain_e"], params["bias"], conv=conv, folded=folded,
+    )
+    names = [n for n, _ in layer.named_parameters()]
+    grads_fused = torch.autograd.grad((out_fused * weight).sum(), [x_fused, *[params[n] for n in names]])
+    return out_ref, out_fused, dict(zip(["x", *names], grads_ref)), dict(zip(["x", *names], grads_fused))
+
+
+@pytest.mark.parametrize("folded", [False, True], ids=["mixed", "folded"])
+@pytest.mark.parametrize("name", list(LAYERS))
+def test_fused_matches_reference(name, folded):
+    out_ref, out_fused, grads_ref, grads_fused = reference_and_fused(name, folded)
+    assert out_fused.shape == out_ref.shape
+    torch.testing.assert_close(out_fused, out_ref, rtol=1e-5, atol=1e-5)
+    for key, grad in grads_ref.items():
+        torch.testing.assert_close(grads_fused[key], grad, rtol=1e-4, atol=1e-5, msg=key)
+
+
+@pytest.mark.parametrize("folded", [False, True], ids=["mixed", "folded"])
+@pytest.mark.parametrize("name", ["linear", "conv"])
+def test_fused_matches_reference_float64(name, folded):
+    out_ref, out_fused, grads_ref, grads_fused = reference_and_fused(name, folded, dtype=torch.float64)
+    torch.testing.assert_close(out_fused, out_ref, rtol=1e-12, atol=1e-12)
+    for key, grad in grads_ref.items():
+        torch.testing.assert_close(grads_fused[key], grad, rtol=1e-10, atol=1e-12, msg=key)
+
+
+@pytest.mark.parametrize("folded", [False, True], ids=["mixed", "folded"])
+def test_fused_matches_reference_with_negative_divisor(folded):
+    # Without Dale's law the divisor can be negative; the smallest non-zero value of a
+    # sample is then negative, and the fused path must still agree with the reference.
+    make, shape, conv = LAYERS["conv"]
+    layer = randomise_(make(fused=False, scale_ei_grad=False))
+    with torch.no_grad():
+        layer.gain_i[0] = -2.0
+    x = spikes(shape)
+    out_ref = layer(x)
+    out_fused = ei_circuit(
+        x, layer.weight_ee, layer.weight_ie, layer.weight_ei, layer.gain_i, layer.gain_e, layer.bias,
+        conv=conv, folded=folded,
+    )
+    assert bool((out_ref.detach() < 0).any())
+    # Mixed signs let the divisor cancel to near zero, where rounding differences grow.
+    torch.testing.assert_close(out_fused, out_ref, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("folded", [False, True], ids=["mixed", "folded"])
+def test_all_zero_sample_gives_bias_and_no_gradient(folded):
+    make, shape, conv = LAYERS["conv"]
+    layer = randomise_(make())
+    x = spikes(shape).requires_grad_()
+    out = ei_circuit(
+        x, layer.weight_ee, layer.weight_ie, layer.weight_ei, layer.gain_i, layer.gain_e, layer.bias,
+        conv=conv, folded=folded,
+    )
+    out.pow(2).sum().backward()
+    expected = layer.bias.detach().view(-1, 1, 1).expand_as(out[0])
+    torch.testing.assert_close(out[0], expected)
+    assert torch.isfinite(out).all()
+    assert torch.isfinite(x.grad).all()
+    for name, p in layer.named_parameters():
+        assert torch.isfinite(p.grad).all(), name
+
+
+@pytest.mark.parametrize("folded", [False, True], ids=["mixed", "folded"])
+@pytest.mark.parametrize("name", ["linear", "conv_strided"])
+def test_gradcheck_float64(name, folded):
+    make, shape, conv = LAYERS[name]
+    layer = randomise_(make().double(), dtype=torch.float64)
+    # Strictly positive inputs keep the divisor away from zero, where the function is smooth.
+    x = (torch.rand(shape, dtype=torch.float64) + 0.1).requires_grad_()
+    params = tuple(p.detach().clone().requires_grad_() for p in
+                   (layer.weight_ee, layer.weight_ie, layer.weight_ei, layer.gain_i, layer.gain_e, layer.bias))
+
+    def apply(x, *params):
+        return EICircuitFunction.apply(x, *params, conv, folded)[0]
+
+    assert torch.autograd.gradcheck(apply, (x, *params))
+
+
+def test_without_bias_matches_reference():
+    layer = randomise_(EIConv2d(3, 8, 3, padding=1, bias=False, fused=False))
+    x = spikes((4, 3, 6, 6))
+    fused = EIConv2d(3, 8, 3, padding=1, bias=False)
+    fused.load_state_dict(layer.state_dict())
+    torch.testing.assert_close(fused(x), layer(x), rtol=1e-5, atol=1e-5)
+
+
+def test_layers_take_fused_path_by_default():
+    x = spikes((4, 3, 6, 6))
+    assert type(EIConv2d(3, 8, 3)(x).grad_fn).__name__ == "EICircuitFunctionBackward"
+    assert type(EILinear(6, 8)(x[:, 0, 0]).grad_fn).__name__ == "EICircuitFunctionBackward"
+
+
+@pytest.mark.parametrize(
+    "kwargs", [{"fused": False}, {"stabilise": False}, {"straight_through": False}, {"subtractive": False},
+               {"divisive": False}, {"readout": True}]
+)
+def test_other_configurations_take_reference_path(kwargs):
+    out = EILinear(6, 8, **kwargs)(spikes((4, 6)))
+    assert type(out.grad_fn).__name__ != "EICircuitFunctionBackward"
+
+
+def test_conv_output_is_channels_last_for_either_input_format():
+    layer = randomise_(EIConv2d(3, 8, 3, padding=1))
+    x = spikes((4, 3, 6, 6))
+    out_nchw = layer(x)
+    out_nhwc = layer(x.contiguous(memory_format=torch.channels_last))
+    assert out_nchw.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(out_nchw, out_nhwc)
+
+
+def test_autocast_bfloat16_close_to_reference():
+    make, shape, _ = LAYERS["conv"]
+    reference = randomise_(make(fused=False))
+    fused = make()
+    fused.load_state_dict(reference.state_dict())
+    x = spikes(shape)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out_fused, out_ref = fused(x), reference(x)
+    assert out_fused.dtype == torch.float32
+    # Both run the convolution in bfloat16 (about 3 significant digits).
+    torch.testing.assert_close(out_fused, out_ref, rtol=0.05, atol=0.05 * out_ref.abs().max().item())
+    out_fused.sum().backward()
+    for name, p in fused.named_parameters():
+        assert p.grad.dtype == torch.float32, name
+        assert torch.isfinite(p.grad).all(), name
+
+
+def test_prefers_folded_compares_multiply_adds():
+    # First RGB convolution, n_E = 64, n_I = 16, d = 27: 3456 <= 80 * 27 + 2 * 64 * 16 = 4208.
+    assert prefers_folded(64, 16, 27)
+    # Second convolution, d = 64 * 9 = 576: 2 * 128 * 576 = 147456 > 160 * 576 + 2 * 128 * 32.
+    assert not prefers_folded(128, 32, 576)
