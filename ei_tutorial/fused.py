@@ -30,9 +30,10 @@ made. The stabilisation, the quotient and ``g_E / divisor`` are computed in plac
 the backward pass writes the gradient of the drive into one buffer that the drive's own
 backward pass consumes.
 
-Memory saved for the backward pass, per E output: the quotient and ``g_E / divisor``,
-plus :math:`r_I` on the mixed order (a quarter of a value when ``ei_ratio`` is 4), and the
-input and weights of the drive, as a linear layer or convolution saves them.
+Memory kept for the backward pass: per E output, the quotient and ``g_E / divisor``, and
+on the mixed order :math:`r_I` as well (a quarter of a value per E output when
+``ei_ratio`` is 4). Like a linear layer or convolution, the function also keeps the
+input and the weights of the drive.
 
 Host-device synchronisation: none on a GPU. On the CPU the stabilisation first reads the
 divisor's minimum on the host and skips its remaining passes when no value is zero.
@@ -49,7 +50,7 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-# (stride, padding) of a convolution; None for a linear map.
+# (stride, padding) of a convolution, or None for a linear map.
 ConvGeometry = Optional[tuple[tuple[int, int], tuple[int, int]]]
 
 
@@ -65,7 +66,8 @@ def _all_positive_on_host(values: Tensor) -> bool:
     """Return True if ``values`` is a CPU tensor whose values are all > 0.
 
     One read-only pass, which spares the four passes of the stabilisation when no value
-    is zero (the common case past the first layers). Reading the minimum on the host
+    is zero. Past the first layers that is usual, because a divisor is zero only where a
+    whole receptive field is silent. Reading the minimum on the host
     would stall a GPU, and a traced graph cannot branch on it, so on other devices and
     under ``torch.compile`` this returns False and the stabilisation always runs.
     """
@@ -77,9 +79,9 @@ def _all_positive_on_host(values: Tensor) -> bool:
 def _stabilise_(divisor: Tensor, rows_per_sample: int) -> None:
     """Replace each exact zero of ``divisor`` ``[rows, n_E]`` by its sample's smallest non-zero value, in place.
 
-    A sample is ``rows_per_sample`` consecutive rows; ``divisor`` may be a column slice
-    of a wider buffer. A sample without a non-zero value gets ``+inf``, so its quotient
-    is zero and its current is the bias.
+    A sample is ``rows_per_sample`` consecutive rows, and ``divisor`` may be a column
+    slice of a wider buffer. A sample without a non-zero value gets ``+inf``, so its
+    quotient is zero and its current is the bias.
     """
     if divisor.numel() == 0 or _all_positive_on_host(divisor):
         return
@@ -133,36 +135,52 @@ def _divide_backward(
 
 # --- the drive: a linear map or a convolution on rows of channels --------------------
 
+# NOTE: most of the remaining cost of an E-I layer sits in this drive. With oneDNN on a
+# 2-core CPU (PyTorch 2.14) the convolution with n_E + n_I outputs takes 1.2 to 1.35 times
+# the n_E-output convolution of a batch-norm layer, and the mixes with W_EI add about a
+# tenth. benchmarks/step_time.py measures E-I VGG-8 and VGG-11 training steps at about 1.4
+# times their batch-norm twins there, above the 1.3 that the multiply-add count suggests.
 
-def _drive(x: Tensor, weight: Tensor, conv: ConvGeometry) -> tuple[Tensor, tuple[int, ...]]:
-    """Apply ``weight`` to ``x``; return the output as rows ``[rows, out_channels]`` and its shape.
 
-    The rows are a view of a channels-last convolution output; for any other memory
-    format the reshape copies.
+def _drive(x: Tensor, blocks: tuple[Tensor, ...], conv: ConvGeometry) -> tuple[Tensor, tuple[int, ...]]:
+    """Apply the stacked weight blocks to ``x``, returning rows ``[rows, out_channels]`` and the output shape.
+
+    A linear map writes each block's product into its own columns, so its weights are
+    never copied. A convolution stacks the kernels and runs once, and its rows are a view
+    of its channels-last output (the reshape copies for any other memory format).
     """
     if conv is None:
-        rows = torch.mm(x.reshape(-1, x.shape[-1]), weight.t())
-        return rows, (*x.shape[:-1], weight.shape[0])
-    out = F.conv2d(x, weight, stride=conv[0], padding=conv[1])
+        inputs = x.reshape(-1, x.shape[-1])
+        rows = inputs.new_empty(inputs.shape[0], sum(block.shape[0] for block in blocks))
+        for block, columns in zip(blocks, rows.split([block.shape[0] for block in blocks], dim=1)):
+            torch.mm(inputs, block.t(), out=columns)
+        return rows, (*x.shape[:-1], rows.shape[1])
+    out = F.conv2d(x, torch.cat(blocks), stride=conv[0], padding=conv[1])
     batch, channels, height, width = out.shape
     return out.permute(0, 2, 3, 1).reshape(-1, channels), (batch, height, width, channels)
 
 
 def _drive_backward(
-    grad_rows: Tensor, x: Tensor, weight: Tensor, conv: ConvGeometry, shape: tuple[int, ...],
-    needs_x: bool, needs_weight: bool,
-) -> tuple[Optional[Tensor], Optional[Tensor]]:
-    """Return the gradients of :func:`_drive`'s ``x`` and ``weight`` (None where not needed)."""
+    grad_rows: Tensor, x: Tensor, blocks: tuple[Tensor, ...], conv: ConvGeometry, shape: tuple[int, ...],
+    needs_x: bool, needs_weights: bool,
+) -> tuple[Optional[Tensor], list[Optional[Tensor]]]:
+    """Return the gradients of :func:`_drive`'s ``x`` and of each weight block (None where not needed)."""
     grad_rows = grad_rows.to(x.dtype)
+    sizes = [block.shape[0] for block in blocks]
     if conv is None:
-        grad_x = torch.mm(grad_rows, weight).view(x.shape) if needs_x else None
-        grad_weight = torch.mm(grad_rows.t(), x.reshape(-1, x.shape[-1])) if needs_weight else None
-        return grad_x, grad_weight
+        inputs = x.reshape(-1, x.shape[-1])
+        grad_x, grad_blocks = None, []
+        for block, grad_block in zip(blocks, grad_rows.split(sizes, dim=1)):
+            if needs_x:
+                grad_x = torch.mm(grad_block, block) if grad_x is None else grad_x.addmm_(grad_block, block)
+            grad_blocks.append(torch.mm(grad_block.t(), inputs) if needs_weights else None)
+        return (None if grad_x is None else grad_x.view(x.shape)), grad_blocks
     grad_out = grad_rows.view(shape).permute(0, 3, 1, 2)
     grad_x, grad_weight, _ = torch.ops.aten.convolution_backward(
-        grad_out, x, weight, None, conv[0], conv[1], (1, 1), False, (0, 0), 1, (needs_x, needs_weight, False)
+        grad_out, x, torch.cat(blocks), None, conv[0], conv[1], (1, 1), False, (0, 0), 1,
+        (needs_x, needs_weights, False),
     )
-    return grad_x, grad_weight
+    return grad_x, list(grad_weight.split(sizes)) if needs_weights else [None] * len(blocks)
 
 
 def _current_shape(shape: tuple[int, ...], conv: ConvGeometry, n_e: int):
@@ -180,22 +198,93 @@ def _rows_of(grad: Tensor, conv: ConvGeometry) -> Tensor:
     return grad.permute(0, 2, 3, 1).reshape(-1, grad.shape[1])
 
 
+# --- the two orders ------------------------------------------------------------------
+
+
+def _folded_blocks(
+    weight_ee: Tensor,
+    weight_ie: Tensor,
+    weight_ei: Tensor,
+    weight_div: Tensor,
+    dtype: torch.dtype,
+    conv: ConvGeometry,
+) -> tuple[Tensor, Tensor]:
+    """Return the drive's weights of the folded order: ``W_EE - W_EI W_IE`` and ``W_div W_IE``."""
+    n_e, n_i = weight_ee.shape[0], weight_ie.shape[0]
+    flat_ie = weight_ie.reshape(n_i, -1).to(weight_ei.dtype)
+    numerator = torch.addmm(weight_ee.reshape(n_e, -1).to(weight_ei.dtype), weight_ei, flat_ie, alpha=-1.0)
+    divisor = weight_div @ flat_ie
+    memory_format = torch.contiguous_format if conv is None else torch.channels_last
+    return tuple(block.view(weight_ee.shape).to(dtype, memory_format=memory_format) for block in (numerator, divisor))
+
+
+def _folded_weight_grads(
+    grad_blocks: list[Optional[Tensor]], weight_ie: Tensor, weight_ei: Tensor, gain_i: Tensor,
+    weight_div: Tensor, needs: tuple[bool, ...],
+) -> tuple[Optional[Tensor], ...]:
+    """Chain the gradients of the folded drive's weights to ``W_EE``, ``W_IE``, ``W_EI`` and ``g_I``.
+
+    The drive used ``[W_num; -W_div W_IE]`` with ``W_num = W_EE - W_EI W_IE`` and received
+    ``[dL/dnumerator, -dL/ddivisor]``, so its second block's gradient is
+    ``-dL/d(W_div W_IE)``.
+    """
+    if grad_blocks[0] is None:
+        return None, None, None, None
+    n_e, n_i = weight_ei.shape
+    grad_num, neg_grad_div = (grad.reshape(n_e, -1).to(weight_ei.dtype) for grad in grad_blocks)
+    flat_ie = weight_ie.reshape(n_i, -1).to(weight_ei.dtype)
+    grad_w_ee = grad_num.view(n_e, *weight_ie.shape[1:]) if needs[1] else None
+    grad_w_ie = None
+    if needs[2]:
+        grad_w_ie = torch.mm(weight_ei.t(), grad_num).addmm_(weight_div.t(), neg_grad_div).neg_().view(weight_ie.shape)
+    outer_div = neg_grad_div @ flat_ie.t()
+    grad_weight_ei = torch.mm(grad_num, flat_ie.t()).add_(outer_div * gain_i).neg_() if needs[3] else None
+    grad_gain_i = (outer_div * weight_ei).sum(0).neg_() if needs[4] else None
+    return grad_w_ee, grad_w_ie, grad_weight_ei, grad_gain_i
+
+
+def _mixed_mix_grads(
+    grad_rows: Tensor, grad_numerator: Tensor, neg_grad_divisor: Tensor, rate_i: Tensor, weight_ei: Tensor,
+    gain_i: Tensor, weight_div: Tensor, needs: tuple[bool, ...],
+) -> tuple[Optional[Tensor], Optional[Tensor]]:
+    """Backward pass of the mixes ``I_sub = W_EI r_I`` and ``I_div = W_div r_I`` of the mixed order.
+
+    Writes ``dL/dr_I`` into the ``r_I`` columns of ``grad_rows`` and returns the gradients
+    of ``W_EI`` and ``g_I``.
+    """
+    n_e = weight_ei.shape[0]
+    grad_rate_i = torch.mm(grad_numerator, -weight_ei, out=grad_rows[:, n_e:])
+    grad_rate_i.addmm_(neg_grad_divisor, weight_div, alpha=-1.0)
+    if not (needs[3] or needs[4]):
+        return None, None
+    # Each product's weight gradient is (gradient of its output)^T r_I over the rows.
+    outer_div = torch.mm(neg_grad_divisor.t(), rate_i)
+    grad_weight_ei = torch.mm(grad_numerator.t(), rate_i).add_(outer_div * gain_i).neg_() if needs[3] else None
+    grad_gain_i = (outer_div * weight_ei).sum(0).neg_() if needs[4] else None
+    return grad_weight_ei, grad_gain_i
+
+
 # --- the autograd function -----------------------------------------------------------
 
 
 class EICircuitFunction(torch.autograd.Function):
     """Fused divisive E-I layer (subtractive and divisive, stabilised, straight-through).
 
-    Inputs: ``x`` (``[..., d]`` for a linear layer, ``[N, C, H, W]`` for a convolution),
-    ``weight_ee`` ``[n_E, ...]`` and ``weight_ie`` ``[n_I, ...]`` (matrices or kernels),
-    ``weight_ei`` ``[n_E, n_I]`` (already multiplied by the inhibition scale), ``gain_i``
-    ``[n_I]``, ``gain_e`` ``[n_E]``, ``bias`` ``[n_E]`` or None, ``conv`` (``(stride,
-    padding)`` of a convolution, or None for a linear layer) and ``folded`` (the order;
-    see the module docstring). A sample for the stabilisation is a row of ``x`` for a
-    linear layer and an image for a convolution.
+    Inputs:
+
+    - ``x``: ``[..., d]`` for a linear layer, ``[N, C, H, W]`` for a convolution;
+    - ``weight_ee`` ``[n_E, ...]`` and ``weight_ie`` ``[n_I, ...]``: matrices or kernels;
+    - ``weight_ei`` ``[n_E, n_I]``, already multiplied by the inhibition scale;
+    - ``gain_i`` ``[n_I]``, ``gain_e`` ``[n_E]`` and ``bias`` ``[n_E]`` or None;
+    - ``conv``: ``(stride, padding)`` of a convolution, or None for a linear layer;
+    - ``folded``: the order of the computation (see the module docstring).
+
+    A sample for the stabilisation is a row of ``x`` for a linear layer and an image for
+    a convolution.
 
     Outputs: the current (``[..., n_E]``, or ``[N, n_E, H', W']`` in channels-last memory
-    order), then three tensors kept for the backward pass and marked non-differentiable.
+    order), then tensors kept for the backward pass and marked non-differentiable (the
+    last two are None on the mixed order).
     """
 
     @staticmethod
@@ -203,108 +292,73 @@ class EICircuitFunction(torch.autograd.Function):
         n_e = weight_ee.shape[0]
         weight_div = weight_ei * gain_i
         if folded:
-            shape_ie = weight_ie.reshape(weight_ie.shape[0], -1)
-            numerator_weight = torch.addmm(weight_ee.reshape(n_e, -1), weight_ei, shape_ie, alpha=-1.0)
-            weight = torch.cat([numerator_weight, weight_div @ shape_ie]).view(2 * n_e, *weight_ee.shape[1:])
-            memory_format = torch.contiguous_format if conv is None else torch.channels_last
-            weight = weight.to(x.dtype, memory_format=memory_format)
+            blocks = _folded_blocks(weight_ee, weight_ie, weight_ei, weight_div, x.dtype, conv)
         else:
-            weight = torch.cat([weight_ee, weight_ie])
-        rows, shape = _drive(x, weight, conv)
+            blocks = (weight_ee, weight_ie)
+        rows, shape = _drive(x, blocks, conv)
         rows = rows.to(weight_ei.dtype)
         numerator = rows[:, :n_e]
         if folded:
             divisor = rows[:, n_e:]
-            # The backward pass feeds the drive -dL/ddivisor, so it needs -W_div there.
-            weight[n_e:].neg_()
+            # The backward pass feeds the drive -dL/ddivisor, so it needs -W_div W_IE there.
+            blocks[1].neg_()
         else:
             rate_i = rows[:, n_e:]
             numerator.addmm_(rate_i, weight_ei.t(), alpha=-1.0)
             divisor = torch.mm(rate_i, weight_div.t())
         rows_per_sample = 1 if conv is None else shape[1] * shape[2]
         current = _divide_forward(numerator, divisor, gain_e, bias, rows_per_sample)
-        # folded: rows holds [quotient | g_E / divisor]; mixed: [quotient | r_I] and divisor.
-        return _current_shape(shape, conv, n_e)(current), rows, divisor, weight
+        # Folded order: rows contains [quotient | g_E / divisor]. Mixed order: rows contains
+        # [quotient | r_I], and divisor contains g_E / divisor.
+        folded_blocks = blocks if folded else (None, None)
+        return _current_shape(shape, conv, n_e)(current), rows, divisor, *folded_blocks
 
     @staticmethod
     def setup_context(ctx, inputs, output):
         x, weight_ee, weight_ie, weight_ei, gain_i, _, _, conv, folded = inputs
-        current, rows, gain_over_divisor, weight = output
-        extra = (weight_ie,) if folded else ()
-        ctx.save_for_backward(x, weight, weight_ei, gain_i, rows, gain_over_divisor, *extra)
-        ctx.mark_non_differentiable(rows, gain_over_divisor, weight)
-        # The extra outputs get no gradient; do not fill zero tensors for them.
+        current, rows, gain_over_divisor, *folded_blocks = output
+        # The mixed order keeps its parameters rather than a stacked copy of them. The
+        # folded order keeps its composite weights, which are small because its fan-in is.
+        blocks = folded_blocks if folded else (weight_ee, weight_ie)
+        ctx.save_for_backward(x, *blocks, weight_ie, weight_ei, gain_i, rows, gain_over_divisor)
+        ctx.mark_non_differentiable(rows, gain_over_divisor, *(t for t in folded_blocks if t is not None))
+        # The extra outputs get no gradient, so autograd need not fill zero tensors for them.
         ctx.set_materialize_grads(False)
         ctx.conv, ctx.folded = conv, folded
-        ctx.weight_shapes = (weight_ee.shape, weight_ie.shape)
+        drive_channels = rows.shape[1]
         if conv is None:
-            ctx.drive_shape = (*x.shape[:-1], weight.shape[0])
+            ctx.drive_shape = (*x.shape[:-1], drive_channels)
         else:
             batch, _, height, width = current.shape
-            ctx.drive_shape = (batch, height, width, weight.shape[0])
+            ctx.drive_shape = (batch, height, width, drive_channels)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
-    def backward(ctx, grad_out, _grad_rows, _grad_gain_over_divisor, _grad_weight):
+    def backward(ctx, grad_out, *_unused_grads):
         if grad_out is None:
             return (None,) * 9
-        x, weight, weight_ei, gain_i, rows, gain_over_divisor, *extra = ctx.saved_tensors
-        shape_ee, shape_ie = ctx.weight_shapes
-        n_e, n_i = shape_ee[0], shape_ie[0]
+        x, block_e, block_i, weight_ie, weight_ei, gain_i, rows, gain_over_divisor = ctx.saved_tensors
+        n_e = weight_ei.shape[0]
         needs = ctx.needs_input_grad
-        grad_current = _rows_of(grad_out, ctx.conv)
         grad_rows = torch.empty_like(rows)
         grad_numerator, neg_grad_divisor, grad_gain_e, grad_bias = _divide_backward(
-            grad_current, rows[:, :n_e], gain_over_divisor, grad_rows[:, :n_e],
+            _rows_of(grad_out, ctx.conv), rows[:, :n_e], gain_over_divisor, grad_rows[:, :n_e],
             grad_rows[:, n_e:] if ctx.folded else None, needs[5], needs[6],
         )
         weight_div = weight_ei * gain_i
-        needs_weight = needs[1] or needs[2] or needs[3] or needs[4] if ctx.folded else needs[1] or needs[2]
-
         if ctx.folded:
-            # The drive's weight is [W_EE - W_EI W_IE; -W_div W_IE] and it received
-            # [dL/dnumerator, -dL/ddivisor], so its gradient is [dL/dW_num, dL/dW_divisor_rows].
-            grad_x, grad_weight = _drive_backward(
-                grad_rows, x, weight, ctx.conv, ctx.drive_shape, needs[0], needs_weight
+            grad_x, grad_blocks = _drive_backward(
+                grad_rows, x, (block_e, block_i), ctx.conv, ctx.drive_shape, needs[0], any(needs[1:5])
             )
-            grad_w_ee = grad_w_ie = grad_weight_ei = grad_gain_i = None
-            if needs_weight:
-                (weight_ie,) = extra
-                flat_ie = weight_ie.reshape(n_i, -1)
-                # grad_div_w is minus the gradient of W_div W_IE, because the drive used
-                # -W_div W_IE and received -dL/ddivisor.
-                grad_weight = grad_weight.reshape(2 * n_e, -1).to(weight_ei.dtype)
-                grad_num_w, grad_div_w = grad_weight.split(n_e)
-                if needs[1]:
-                    grad_w_ee = grad_num_w.reshape(shape_ee)
-                if needs[2]:
-                    grad_w_ie = torch.mm(weight_ei.t(), grad_num_w).addmm_(weight_div.t(), grad_div_w).neg_()
-                    grad_w_ie = grad_w_ie.reshape(shape_ie)
-                outer_div = grad_div_w @ flat_ie.t()
-                if needs[3]:
-                    grad_weight_ei = torch.mm(grad_num_w, flat_ie.t()).add_(outer_div * gain_i).neg_()
-                if needs[4]:
-                    grad_gain_i = (outer_div * weight_ei).sum(0).neg_()
-            return grad_x, grad_w_ee, grad_w_ie, grad_weight_ei, grad_gain_i, grad_gain_e, grad_bias, None, None
+            grads_weights = _folded_weight_grads(grad_blocks, weight_ie, weight_ei, gain_i, weight_div, needs)
+            return grad_x, *grads_weights, grad_gain_e, grad_bias, None, None
 
-        # Mixed order: I_sub = W_EI r_I and I_div = W_div r_I, with r_I kept in rows.
-        rate_i = rows[:, n_e:]
-        grad_rate_i = torch.mm(grad_numerator, -weight_ei, out=grad_rows[:, n_e:])
-        grad_rate_i.addmm_(neg_grad_divisor, weight_div, alpha=-1.0)
-        grad_weight_ei = grad_gain_i = None
-        if needs[3] or needs[4]:
-            # Each product's weight gradient is (gradient of its output)^T r_I over the rows.
-            outer_div = torch.mm(neg_grad_divisor.t(), rate_i)
-            if needs[3]:
-                grad_weight_ei = torch.mm(grad_numerator.t(), rate_i).add_(outer_div * gain_i).neg_()
-            if needs[4]:
-                grad_gain_i = (outer_div * weight_ei).sum(0).neg_()
-        grad_x, grad_weight = _drive_backward(
-            grad_rows, x, weight, ctx.conv, ctx.drive_shape, needs[0], needs_weight
+        grad_weight_ei, grad_gain_i = _mixed_mix_grads(
+            grad_rows, grad_numerator, neg_grad_divisor, rows[:, n_e:], weight_ei, gain_i, weight_div, needs
         )
-        grad_w_ee = grad_w_ie = None
-        if needs_weight:
-            grad_w_ee, grad_w_ie = grad_weight.split([n_e, n_i])
+        grad_x, (grad_w_ee, grad_w_ie) = _drive_backward(
+            grad_rows, x, (block_e, block_i), ctx.conv, ctx.drive_shape, needs[0], needs[1] or needs[2]
+        )
         return grad_x, grad_w_ee, grad_w_ie, grad_weight_ei, grad_gain_i, grad_gain_e, grad_bias, None, None
 
 

@@ -76,8 +76,8 @@ def test_fused_matches_reference_float64(name, folded):
 
 @pytest.mark.parametrize("folded", [False, True], ids=["mixed", "folded"])
 def test_fused_matches_reference_with_negative_divisor(folded):
-    # Without Dale's law the divisor can be negative; the smallest non-zero value of a
-    # sample is then negative, and the fused path must still agree with the reference.
+    # Without Dale's law the divisor can be negative, and then so is the smallest non-zero
+    # value of a sample. The fused path must still agree with the reference.
     make, shape, conv = LAYERS["conv"]
     layer = randomise_(make(fused=False, scale_ei_grad=False))
     with torch.no_grad():
@@ -150,7 +150,7 @@ def test_other_configurations_take_reference_path(kwargs):
     assert type(out.grad_fn).__name__ != "EICircuitFunctionBackward"
 
 
-def test_conv_output_is_channels_last_for_either_input_format():
+def test_conv_output_channels_last():
     layer = randomise_(EIConv2d(3, 8, 3, padding=1))
     x = spikes((4, 3, 6, 6))
     out_nchw = layer(x)
@@ -159,21 +159,24 @@ def test_conv_output_is_channels_last_for_either_input_format():
     assert torch.equal(out_nchw, out_nhwc)
 
 
-def test_autocast_bfloat16_close_to_reference():
-    make, shape, _ = LAYERS["conv"]
-    reference = randomise_(make(fused=False))
-    fused = make()
-    fused.load_state_dict(reference.state_dict())
+@pytest.mark.parametrize("folded", [False, True], ids=["mixed", "folded"])
+def test_autocast_bfloat16_close_to_reference(folded):
+    make, shape, conv = LAYERS["conv"]
+    reference = randomise_(make(fused=False, scale_ei_grad=False))
+    params = [p.detach().clone().requires_grad_() for p in
+              (reference.weight_ee, reference.weight_ie, reference.weight_ei, reference.gain_i,
+               reference.gain_e, reference.bias)]
     x = spikes(shape)
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        out_fused, out_ref = fused(x), reference(x)
+        out_ref = reference(x)
+        out_fused = ei_circuit(x, *params, conv=conv, folded=folded)
     assert out_fused.dtype == torch.float32
     # Both run the convolution in bfloat16 (about 3 significant digits).
     torch.testing.assert_close(out_fused, out_ref, rtol=0.05, atol=0.05 * out_ref.abs().max().item())
     out_fused.sum().backward()
-    for name, p in fused.named_parameters():
-        assert p.grad.dtype == torch.float32, name
-        assert torch.isfinite(p.grad).all(), name
+    for p in params:
+        assert p.grad.dtype == torch.float32
+        assert torch.isfinite(p.grad).all()
 
 
 def test_prefers_folded_compares_multiply_adds():
