@@ -36,10 +36,11 @@ def _worker(rank: int, port: int, data_root: str, out_dir: str, variant: str) ->
             "WORLD_SIZE": str(WORLD_SIZE),
             "MASTER_ADDR": "127.0.0.1",
             "MASTER_PORT": str(port),
-            "GLOO_SOCKET_IFNAME": "lo",
             "EI_TUTORIAL_DATA": data_root,
         }
     )
+    if Path("/sys/class/net/lo").exists():
+        os.environ["GLOO_SOCKET_IFNAME"] = "lo"  # keep gloo's traffic on the Linux loopback interface
     config = dict(
         name="ddp", out_dir=out_dir, arch="mlp", widths=[32], variant=variant, epochs=2, batch_size=32,
         eval_batch_size=64, lr=0.05, warmup_epochs=0.5, train_subset=256, heldout_subset=96,

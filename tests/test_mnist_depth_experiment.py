@@ -1,0 +1,54 @@
+"""Smoke test of experiments/mnist_depth.py in its --quick mode, on synthetic MNIST."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from synthetic_mnist import write_synthetic_mnist
+
+SCRIPT = Path(__file__).resolve().parents[1] / "experiments" / "mnist_depth.py"
+
+
+def _load_script():
+    spec = importlib.util.spec_from_file_location("mnist_depth", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.slow
+def test_quick_run_writes_report(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("EI_TUTORIAL_DATA", str(write_synthetic_mnist(tmp_path / "data")))
+    threads = torch.get_num_threads()
+    script = _load_script()
+    results = tmp_path / "RESULTS.md"
+    try:
+        status = script.main(["--quick", "--out", str(tmp_path / "runs"), "--results", str(results)])
+    finally:
+        torch.set_num_threads(threads)
+    assert status == 0
+    text = results.read_text()
+    assert "--quick (smoke run: the numbers mean nothing)" in text
+    assert "### Depth 8 (mnist_mlp_depth8)" in text
+    assert "### Depth 16" in text
+    assert "E-I MLP reaches >= 95% held-out accuracy" in text
+    summary = json.loads((tmp_path / "runs" / "summary.json").read_text())
+    assert [row["part"] for row in summary].count("depth8") == 3
+    assert {row["variant"] for row in summary if row["part"] == "depth8"} == {"ei", "bn", "plain"}
+    assert all(row["epochs"] == 1 for row in summary)
+    assert "[depth8] plain" in capsys.readouterr().out
+
+
+def test_planned_runs_cover_investigation():
+    script = _load_script()
+    labels = [run.label for run in script.planned_runs(["depth16"])]
+    assert any("warm-up" in label for label in labels)
+    assert any("lr" in label for label in labels)
+    assert any("widths" in label for label in labels)
+    assert any("E:I ratio" in label for label in labels)
