@@ -40,7 +40,7 @@ from torch.nn.modules.utils import _pair
 
 from ei_tutorial.ei_init import InputStatistics, init_ei_parameters_
 from ei_tutorial.ei_prop import ei_combine_reference, ei_divide, scale_grad
-from ei_tutorial.fused import ei_circuit
+from ei_tutorial.fused import ei_circuit, stacked_view
 from ei_tutorial.validation import check_ei_input
 
 # Statistics of Bernoulli spikes at a 20% rate: the default initialisation assumes them
@@ -151,8 +151,8 @@ class EILayer(nn.Module):
         """Return True if :mod:`ei_tutorial.fused` computes this call.
 
         The fused functions cover the default circuit (subtractive and divisive, stabilised,
-        straight-through) on float32 or float64 inputs, or under autocast; every other
-        case runs the plain PyTorch reference path.
+        straight-through) on float32 or float64 inputs, or under autocast. Every other case
+        runs the plain PyTorch reference path.
         """
         return (
             self.fused
@@ -211,11 +211,11 @@ class EILinear(EILayer):
             :math:`I_{div} + \\epsilon`.
         straight_through: Treat the stabilisation as the identity in backward.
         scale_ei_grad: Divide the gradient of :math:`W_{EI}` by the fan-in.
-        fused: Compute the default circuit (subtractive and divisive, stabilised,
-            straight-through; float32 or float64 inputs, or autocast) with the fused forward and
-            backward passes of :mod:`ei_tutorial.fused`, which give the same numbers as
-            the plain PyTorch reference path; other configurations always take the
-            reference path.
+        fused: Compute the default circuit with the fused forward and backward passes of
+            :mod:`ei_tutorial.fused`, which give the same numbers as the plain PyTorch
+            reference path. The default circuit is subtractive and divisive, stabilised
+            and straight-through, on float32 or float64 inputs or under autocast. Other
+            configurations always take the reference path.
         eps: The :math:`\\epsilon` used when ``stabilise`` is False.
 
     Shape:
@@ -352,12 +352,30 @@ class EIConv2d(EILayer):
             out_channels, ei_ratio, bias, readout, subtractive, divisive, inhibition_scale,
             stabilise, straight_through, scale_ei_grad, fused, eps,
         )
-        # Channels-last kernels, because the fused path runs the convolution channels-last
-        # and would otherwise convert the kernels in every forward and backward pass.
-        kernel_format = {"memory_format": torch.channels_last}
-        self.weight_ee = nn.Parameter(torch.empty(self.n_e, in_channels, *self.kernel_size, **kernel_format))
-        self.weight_ie = nn.Parameter(torch.empty(self.n_i, in_channels, *self.kernel_size, **kernel_format))
+        self.weight_ee = nn.Parameter(torch.empty(self.n_e, in_channels, *self.kernel_size))
+        self.weight_ie = nn.Parameter(torch.empty(self.n_i, in_channels, *self.kernel_size))
+        self._share_kernel_storage_()
         self.reset_parameters()
+
+    @torch.no_grad()
+    def _share_kernel_storage_(self) -> None:
+        """Store W_EE and W_IE as the two halves of one channels-last kernel.
+
+        The fused path then convolves with both without stacking (copying) them in every
+        forward and backward pass, and channels-last is the memory format it convolves
+        in. Values are kept. Conversions that copy parameters (``.to``, ``.double()``)
+        call this again through :meth:`_apply`.
+        """
+        if stacked_view(self.weight_ee, self.weight_ie) is not None:
+            return
+        kernels = torch.cat([self.weight_ee, self.weight_ie]).contiguous(memory_format=torch.channels_last)
+        self.weight_ee.data = kernels[: self.n_e]
+        self.weight_ie.data = kernels[self.n_e :]
+
+    def _apply(self, fn, recurse=True):
+        super()._apply(fn, recurse)
+        self._share_kernel_storage_()
+        return self
 
     def _prepare(self, x: Tensor):
         check_ei_input(x, self)

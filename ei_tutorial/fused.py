@@ -59,6 +59,26 @@ def prefers_folded(n_e: int, n_i: int, fan_in: int) -> bool:
     return 2 * n_e * fan_in <= (n_e + n_i) * fan_in + 2 * n_e * n_i
 
 
+def stacked_view(first: Tensor, second: Tensor) -> Optional[Tensor]:
+    """Return one tensor over ``first`` and ``second`` if they are adjacent blocks of one storage, else None.
+
+    The blocks must be dense, have equal strides and trailing shapes, and ``second`` must
+    start where ``first`` ends along dimension 0. The result is a detached view that
+    aliases both, so stacking them costs no copy.
+    """
+    if (
+        first.dtype != second.dtype
+        or first.device != second.device
+        or first.shape[1:] != second.shape[1:]
+        or first.stride() != second.stride()
+        or first.stride(0) != first[0].numel()
+        or first.untyped_storage().data_ptr() != second.untyped_storage().data_ptr()
+        or second.storage_offset() != first.storage_offset() + first.shape[0] * first.stride(0)
+    ):
+        return None
+    return first.detach().as_strided((first.shape[0] + second.shape[0], *first.shape[1:]), first.stride())
+
+
 # --- the division, shared by both orders ---------------------------------------------
 
 
@@ -142,12 +162,15 @@ def _divide_backward(
 # times their batch-norm twins there, above the 1.3 that the multiply-add count suggests.
 
 
-def _drive(x: Tensor, blocks: tuple[Tensor, ...], conv: ConvGeometry) -> tuple[Tensor, tuple[int, ...]]:
+def _drive(
+    x: Tensor, blocks: tuple[Tensor, ...], conv: ConvGeometry, stacked: Optional[Tensor] = None
+) -> tuple[Tensor, tuple[int, ...]]:
     """Apply the stacked weight blocks to ``x``, returning rows ``[rows, out_channels]`` and the output shape.
 
     A linear map writes each block's product into its own columns, so its weights are
-    never copied. A convolution stacks the kernels and runs once, and its rows are a view
-    of its channels-last output (the reshape copies for any other memory format).
+    never copied. A convolution runs once with the kernels stacked (``stacked`` when
+    given, else a copy), and its rows are a view of its channels-last output (the reshape
+    copies for any other memory format).
     """
     if conv is None:
         inputs = x.reshape(-1, x.shape[-1])
@@ -155,14 +178,15 @@ def _drive(x: Tensor, blocks: tuple[Tensor, ...], conv: ConvGeometry) -> tuple[T
         for block, columns in zip(blocks, rows.split([block.shape[0] for block in blocks], dim=1)):
             torch.mm(inputs, block.t(), out=columns)
         return rows, (*x.shape[:-1], rows.shape[1])
-    out = F.conv2d(x, torch.cat(blocks), stride=conv[0], padding=conv[1])
+    weight = torch.cat(blocks) if stacked is None else stacked
+    out = F.conv2d(x, weight, stride=conv[0], padding=conv[1])
     batch, channels, height, width = out.shape
     return out.permute(0, 2, 3, 1).reshape(-1, channels), (batch, height, width, channels)
 
 
 def _drive_backward(
     grad_rows: Tensor, x: Tensor, blocks: tuple[Tensor, ...], conv: ConvGeometry, shape: tuple[int, ...],
-    needs_x: bool, needs_weights: bool,
+    needs_x: bool, needs_weights: bool, stacked: Optional[Tensor] = None,
 ) -> tuple[Optional[Tensor], list[Optional[Tensor]]]:
     """Return the gradients of :func:`_drive`'s ``x`` and of each weight block (None where not needed)."""
     grad_rows = grad_rows.to(x.dtype)
@@ -177,7 +201,8 @@ def _drive_backward(
         return (None if grad_x is None else grad_x.view(x.shape)), grad_blocks
     grad_out = grad_rows.view(shape).permute(0, 3, 1, 2)
     grad_x, grad_weight, _ = torch.ops.aten.convolution_backward(
-        grad_out, x, torch.cat(blocks), None, conv[0], conv[1], (1, 1), False, (0, 0), 1,
+        grad_out, x, torch.cat(blocks) if stacked is None else stacked, None, conv[0], conv[1], (1, 1), False,
+        (0, 0), 1,
         (needs_x, needs_weights, False),
     )
     return grad_x, list(grad_weight.split(sizes)) if needs_weights else [None] * len(blocks)
@@ -277,7 +302,9 @@ class EICircuitFunction(torch.autograd.Function):
     - ``weight_ei`` ``[n_E, n_I]``, already multiplied by the inhibition scale;
     - ``gain_i`` ``[n_I]``, ``gain_e`` ``[n_E]`` and ``bias`` ``[n_E]`` or None;
     - ``conv``: ``(stride, padding)`` of a convolution, or None for a linear layer;
-    - ``folded``: the order of the computation (see the module docstring).
+    - ``folded``: the order of the computation (see the module docstring);
+    - ``stacked``: ``[W_EE; W_IE]`` as one tensor that aliases both kernels (see
+      :func:`stacked_view`), or None to stack them by copying. The folded order ignores it.
 
     A sample for the stabilisation is a row of ``x`` for a linear layer and an image for
     a convolution.
@@ -288,14 +315,14 @@ class EICircuitFunction(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(x, weight_ee, weight_ie, weight_ei, gain_i, gain_e, bias, conv, folded):
+    def forward(x, weight_ee, weight_ie, weight_ei, gain_i, gain_e, bias, conv, folded, stacked):
         n_e = weight_ee.shape[0]
         weight_div = weight_ei * gain_i
         if folded:
             blocks = _folded_blocks(weight_ee, weight_ie, weight_ei, weight_div, x.dtype, conv)
         else:
             blocks = (weight_ee, weight_ie)
-        rows, shape = _drive(x, blocks, conv)
+        rows, shape = _drive(x, blocks, conv, None if folded else stacked)
         rows = rows.to(weight_ei.dtype)
         numerator = rows[:, :n_e]
         if folded:
@@ -315,12 +342,13 @@ class EICircuitFunction(torch.autograd.Function):
 
     @staticmethod
     def setup_context(ctx, inputs, output):
-        x, weight_ee, weight_ie, weight_ei, gain_i, _, _, conv, folded = inputs
+        x, weight_ee, weight_ie, weight_ei, gain_i, _, _, conv, folded, stacked = inputs
         current, rows, gain_over_divisor, *folded_blocks = output
         # The mixed order keeps its parameters rather than a stacked copy of them. The
         # folded order keeps its composite weights, which are small because its fan-in is.
         blocks = folded_blocks if folded else (weight_ee, weight_ie)
-        ctx.save_for_backward(x, *blocks, weight_ie, weight_ei, gain_i, rows, gain_over_divisor)
+        stacked = None if folded else stacked
+        ctx.save_for_backward(x, *blocks, weight_ie, weight_ei, gain_i, rows, gain_over_divisor, stacked)
         ctx.mark_non_differentiable(rows, gain_over_divisor, *(t for t in folded_blocks if t is not None))
         # The extra outputs get no gradient, so autograd need not fill zero tensors for them.
         ctx.set_materialize_grads(False)
@@ -336,8 +364,8 @@ class EICircuitFunction(torch.autograd.Function):
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_out, *_unused_grads):
         if grad_out is None:
-            return (None,) * 9
-        x, block_e, block_i, weight_ie, weight_ei, gain_i, rows, gain_over_divisor = ctx.saved_tensors
+            return (None,) * 10
+        x, block_e, block_i, weight_ie, weight_ei, gain_i, rows, gain_over_divisor, stacked = ctx.saved_tensors
         n_e = weight_ei.shape[0]
         needs = ctx.needs_input_grad
         grad_rows = torch.empty_like(rows)
@@ -351,15 +379,15 @@ class EICircuitFunction(torch.autograd.Function):
                 grad_rows, x, (block_e, block_i), ctx.conv, ctx.drive_shape, needs[0], any(needs[1:5])
             )
             grads_weights = _folded_weight_grads(grad_blocks, weight_ie, weight_ei, gain_i, weight_div, needs)
-            return grad_x, *grads_weights, grad_gain_e, grad_bias, None, None
+            return grad_x, *grads_weights, grad_gain_e, grad_bias, None, None, None
 
         grad_weight_ei, grad_gain_i = _mixed_mix_grads(
             grad_rows, grad_numerator, neg_grad_divisor, rows[:, n_e:], weight_ei, gain_i, weight_div, needs
         )
         grad_x, (grad_w_ee, grad_w_ie) = _drive_backward(
-            grad_rows, x, (block_e, block_i), ctx.conv, ctx.drive_shape, needs[0], needs[1] or needs[2]
+            grad_rows, x, (block_e, block_i), ctx.conv, ctx.drive_shape, needs[0], needs[1] or needs[2], stacked
         )
-        return grad_x, grad_w_ee, grad_w_ie, grad_weight_ei, grad_gain_i, grad_gain_e, grad_bias, None, None
+        return grad_x, grad_w_ee, grad_w_ie, grad_weight_ei, grad_gain_i, grad_gain_e, grad_bias, None, None, None
 
 
 def _drive_dtype(x: Tensor) -> Optional[torch.dtype]:
@@ -400,11 +428,14 @@ def ei_circuit(
         x = x.contiguous(memory_format=torch.channels_last)
     dtype = _drive_dtype(x)
     if dtype is None:
-        return EICircuitFunction.apply(x, weight_ee, weight_ie, weight_ei, gain_i, gain_e, bias, conv, folded)[0]
+        stacked = None if conv is None or folded else stacked_view(weight_ee, weight_ie)
+        return EICircuitFunction.apply(
+            x, weight_ee, weight_ie, weight_ei, gain_i, gain_e, bias, conv, folded, stacked
+        )[0]
     # Autocast: the drive in the autocast dtype, the division in the parameters' dtype.
     # The folded order builds its drive's weights in the parameters' dtype and casts them.
     x = x.to(dtype)
     if not folded:
         weight_ee, weight_ie = weight_ee.to(dtype), weight_ie.to(dtype)
     with torch.autocast(x.device.type, enabled=False):
-        return EICircuitFunction.apply(x, weight_ee, weight_ie, weight_ei, gain_i, gain_e, bias, conv, folded)[0]
+        return EICircuitFunction.apply(x, weight_ee, weight_ie, weight_ei, gain_i, gain_e, bias, conv, folded, None)[0]

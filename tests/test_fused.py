@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from ei_tutorial import EIConv2d, EILinear
-from ei_tutorial.fused import EICircuitFunction, ei_circuit, prefers_folded
+from ei_tutorial.fused import EICircuitFunction, ei_circuit, prefers_folded, stacked_view
 
 
 def randomise_(layer, seed=0, dtype=torch.float32):
@@ -122,7 +122,7 @@ def test_gradcheck_float64(name, folded):
                    (layer.weight_ee, layer.weight_ie, layer.weight_ei, layer.gain_i, layer.gain_e, layer.bias))
 
     def apply(x, *params):
-        return EICircuitFunction.apply(x, *params, conv, folded)[0]
+        return EICircuitFunction.apply(x, *params, conv, folded, None)[0]
 
     assert torch.autograd.gradcheck(apply, (x, *params))
 
@@ -184,3 +184,31 @@ def test_prefers_folded_compares_multiply_adds():
     assert prefers_folded(64, 16, 27)
     # Second convolution, d = 64 * 9 = 576: 2 * 128 * 576 = 147456 > 160 * 576 + 2 * 128 * 32.
     assert not prefers_folded(128, 32, 576)
+
+
+def test_conv_kernels_share_one_storage():
+    layer = EIConv2d(3, 8, 3)
+    stacked = stacked_view(layer.weight_ee, layer.weight_ie)
+    assert stacked is not None
+    assert torch.equal(stacked, torch.cat([layer.weight_ee, layer.weight_ie]))
+    assert stacked_view(layer.weight_ie, layer.weight_ee) is None
+
+
+@pytest.mark.parametrize("convert", [lambda m: m.double(), lambda m: m.to(memory_format=torch.contiguous_format)],
+                         ids=["double", "contiguous_format"])
+def test_conversion_keeps_shared_kernels(convert):
+    layer = randomise_(EIConv2d(3, 8, 3))
+    before = torch.cat([layer.weight_ee, layer.weight_ie]).double()
+    layer = convert(layer)
+    assert stacked_view(layer.weight_ee, layer.weight_ie) is not None
+    assert torch.equal(torch.cat([layer.weight_ee, layer.weight_ie]).double(), before)
+
+
+def test_shared_and_copied_kernels_agree():
+    layer = randomise_(EIConv2d(3, 8, 3, padding=1))
+    x = spikes((4, 3, 6, 6))
+    args = (layer.weight_ei, layer.gain_i, layer.gain_e, layer.bias, ((1, 1), (1, 1)), False)
+    shared = EICircuitFunction.apply(x, layer.weight_ee, layer.weight_ie, *args,
+                                     stacked_view(layer.weight_ee, layer.weight_ie))[0]
+    copied = EICircuitFunction.apply(x, layer.weight_ee, layer.weight_ie, *args, None)[0]
+    assert torch.equal(shared, copied)
