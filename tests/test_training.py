@@ -29,7 +29,9 @@ torch.set_num_threads(1)
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="session")
+# Module scope, so EI_TUTORIAL_DATA points back at the real data before other modules
+# (and the notebooks, whose kernels inherit the environment) run.
+@pytest.fixture(scope="module")
 def synthetic_data(tmp_path_factory):
     root = write_synthetic_mnist(tmp_path_factory.mktemp("data"))
     previous = os.environ.get("EI_TUTORIAL_DATA")
@@ -535,3 +537,17 @@ def test_sigterm_keeps_checkpoint_resumable(synthetic_data, tmp_path):
     records = read_metrics(tmp_path / "tiny" / METRICS_FILE)
     assert [r["epoch"] for r in records] == list(range(1, 13))
     assert load_checkpoint(last)["epoch"] == 12
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("compile_model", [False, True])
+def test_cuda_mixed_precision_trains(synthetic_data, tmp_path, compile_model):
+    from ei_tutorial.training.precision import choose_precision
+
+    precision = choose_precision(torch.device("cuda"), amp=True)
+    assert precision.enabled
+    result = train(tiny_config(tmp_path, device="cuda", amp=True, compile=compile_model, epochs=1))
+    assert result.status == "completed"
+    assert math.isfinite(result.history[0]["train_loss"])
+    assert result.history[0]["heldout_acc"] > 0.3
+    assert next(result.model.parameters()).device.type == "cuda"
