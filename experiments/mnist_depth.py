@@ -93,7 +93,20 @@ def planned_runs(parts: list[str]) -> list[Run]:
                 [*depth16, "lr=0.005", "warmup_epochs=3", "grad_clip_norm=1.0"]),
             Run("depth16", "E-I, lr 0.005, warm-up 3 epochs, 20 epochs", "mnist_mlp_depth8",
                 [*depth16, "lr=0.005", "warmup_epochs=3", "epochs=20"]),
+            Run("depth16", "E-I, lr 0.01, E:I ratio 2", "mnist_mlp_depth8",
+                [*depth16, "lr=0.01", "layer_kwargs.ei_ratio=2"]),
         ]
+        # Seeds 1 and 2 of the baseline, the best single change and batch norm, to tell
+        # effects from run-to-run spread.
+        for seed in (1, 2):
+            runs += [
+                Run("depth16", f"E-I, depth-8 settings, seed {seed}", "mnist_mlp_depth8", [*depth16, f"seed={seed}"]),
+                Run("depth16", f"E-I, lr 0.01, seed {seed}", "mnist_mlp_depth8", [*depth16, "lr=0.01", f"seed={seed}"]),
+                Run("depth16", f"E-I, E:I ratio 2, seed {seed}", "mnist_mlp_depth8",
+                    [*depth16, "layer_kwargs.ei_ratio=2", f"seed={seed}"]),
+                Run("depth16", f"batch norm, depth-8 settings, seed {seed}", "mnist_mlp_depth8",
+                    ["variant=bn", f"widths={json.dumps(DEPTH16_WIDTHS)}", f"seed={seed}"]),
+            ]
     return runs
 
 

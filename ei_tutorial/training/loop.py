@@ -249,6 +249,7 @@ class _Run:
             device_ids = [self.device.index] if self.device.type == "cuda" else None
             module = DistributedDataParallel(self.model, device_ids=device_ids)
         if self.config.compile:
+            # NOTE: only a cuda-marked test runs compile=true; no CPU test compiles.
             module = torch.compile(module)
         return module
 
