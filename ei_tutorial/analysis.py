@@ -18,7 +18,9 @@ from typing import Callable, Optional, Sequence, Union
 import torch
 from torch import Tensor, nn
 
-from ei_tutorial.circuit import EILayer, EILinear
+# CircuitCurrents is defined in circuit.py. This import also keeps
+# `from ei_tutorial.analysis import CircuitCurrents` working.
+from ei_tutorial.circuit import CircuitCurrents, EILayer, EILinear
 from ei_tutorial.ei_init import ei_init_
 from ei_tutorial.neurons import LIF, make_spike_fn
 
@@ -99,28 +101,6 @@ def firing_rates(spikes: Tensor) -> Tensor:
 # ---------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class CircuitCurrents:
-    """The currents of one forward pass through an E-I layer, all shaped like its output.
-
-    Attributes:
-        i_ee: Excitatory drive :math:`I_{EE}`.
-        i_sub: Subtractive inhibition :math:`I_{sub}`, as the circuit would subtract it
-            (computed even when the layer has ``subtractive=False``).
-        i_div: Divisive inhibition :math:`I_{div}` (computed even when the layer does not
-            divide).
-        current: The layer's output :math:`I`, the current into the E neurons.
-        r_i: Rates of the inhibitory neurons :math:`r_I`, shaped like the output but with
-            :math:`n_I` channels.
-    """
-
-    i_ee: Tensor
-    i_sub: Tensor
-    i_div: Tensor
-    current: Tensor
-    r_i: Tensor
-
-
 @torch.no_grad()
 def circuit_currents(layer: EILayer, x: Tensor) -> CircuitCurrents:
     """Run an E-I layer on ``x`` and return its intermediate currents as well as its output.
@@ -130,19 +110,10 @@ def circuit_currents(layer: EILayer, x: Tensor) -> CircuitCurrents:
         x: A valid input of ``layer``.
 
     Returns:
-        The :class:`CircuitCurrents` of this input.
+        The :class:`~ei_tutorial.circuit.CircuitCurrents` of this input, from
+        :meth:`EILayer.currents <ei_tutorial.circuit.EILayer.currents>` without gradients.
     """
-    # NOTE: reuses the layer's private _prepare/_drive/_mix steps so that these currents
-    # are the ones forward() combines; a change to EILayer's internals must keep them.
-    folded, unfold = layer._prepare(x)
-    i_ee, r_i = layer._drive(folded)
-    weight_ei = layer.weight_ei * layer.inhibition_scale
-    i_sub = layer._mix(r_i, weight_ei)
-    i_div = layer._mix(r_i * layer._broadcast(layer.gain_i), weight_ei)
-    return CircuitCurrents(
-        i_ee=unfold(i_ee), i_sub=unfold(i_sub), i_div=unfold(i_div),
-        current=layer(x), r_i=unfold(r_i),
-    )
+    return layer.currents(x)
 
 
 @dataclass(frozen=True)
@@ -245,7 +216,8 @@ class LayerActivity:
 
     Attributes:
         layer: The layer that produced the current.
-        currents: Its :class:`CircuitCurrents` for the input, ``[B, n_E]`` each.
+        currents: Its :class:`~ei_tutorial.circuit.CircuitCurrents` for the input,
+            ``[B, n_E]`` each.
         spikes: Spikes of the E neurons ``[T, B, n_E]`` under a constant (direct) input.
         rates: Each E neuron's firing rate ``[n_E]`` in spikes per time step.
     """

@@ -31,6 +31,7 @@ Dale's law: every parameter but :math:`b_E` must stay non-negative; see
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Iterator, Optional
 
 import torch
@@ -51,6 +52,28 @@ DEFAULT_INPUT_STATISTICS = InputStatistics(
     var=_DEFAULT_SPIKE_RATE * (1 - _DEFAULT_SPIKE_RATE),
     mean_sq=_DEFAULT_SPIKE_RATE,
 )
+
+
+@dataclass(frozen=True)
+class CircuitCurrents:
+    """The currents of one forward pass through an E-I layer, all shaped like its output.
+
+    Attributes:
+        i_ee: Excitatory drive :math:`I_{EE}`.
+        i_sub: Subtractive inhibition :math:`I_{sub}`, as the circuit would subtract it
+            (computed even when the layer has ``subtractive=False``).
+        i_div: Divisive inhibition :math:`I_{div}` (computed even when the layer does not
+            divide).
+        current: The layer's output :math:`I`, the current into the E neurons.
+        r_i: Rates of the inhibitory neurons :math:`r_I`, shaped like the output but with
+            :math:`n_I` channels.
+    """
+
+    i_ee: Tensor
+    i_sub: Tensor
+    i_div: Tensor
+    current: Tensor
+    r_i: Tensor
 
 
 class EILayer(nn.Module):
@@ -131,11 +154,7 @@ class EILayer(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         x, unfold = self._prepare(x)
-        weight_ei = self.weight_ei
-        if self.inhibition_scale != 1.0:
-            weight_ei = weight_ei * self.inhibition_scale
-        if self.scale_ei_grad:
-            weight_ei = scale_grad(weight_ei, 1.0 / self.fan_in)
+        weight_ei = self._mixing_weight()
         if self._takes_fused_path(x):
             return unfold(self._fused_forward(x, weight_ei))
         i_ee, r_i = self._drive(x)
@@ -146,6 +165,47 @@ class EILayer(nn.Module):
             return unfold(out)
         i_div = self._mix(r_i * self._broadcast(self.gain_i), weight_ei)
         return unfold(self._combine(num, i_div))
+
+    def currents(self, x: Tensor) -> CircuitCurrents:
+        """Compute the intermediate currents of the circuit for ``x``, and the layer's output.
+
+        :math:`I_{EE}`, :math:`r_I`, :math:`I_{sub}` and :math:`I_{div}` come from the
+        plain PyTorch reference path with the weights that :meth:`forward` uses
+        (:math:`W_{EI}` times ``inhibition_scale``). ``current`` is ``self(x)``, so it is
+        exactly the output of this layer, a subclass's ``forward`` included. A subclass's
+        ``forward`` therefore must not call this method. Gradients flow as in the
+        reference path, so wrap the call in ``torch.no_grad()`` (as
+        :func:`ei_tutorial.analysis.circuit_currents` does) when only measuring.
+
+        Args:
+            x: An input of the layer, of the shape :meth:`forward` accepts.
+
+        Returns:
+            The :class:`CircuitCurrents`. Each current is shaped like the output, and
+            ``r_i`` has :math:`n_I` channels.
+
+        Raises:
+            TypeError, ValueError: As :meth:`forward`, on an input that is not a
+                floating-point tensor, has the wrong shape, or contains negative, NaN or
+                infinite values.
+        """
+        folded, unfold = self._prepare(x)
+        weight_ei = self._mixing_weight()
+        i_ee, r_i = self._drive(folded)
+        i_sub = self._mix(r_i, weight_ei)
+        i_div = self._mix(r_i * self._broadcast(self.gain_i), weight_ei)
+        return CircuitCurrents(
+            i_ee=unfold(i_ee), i_sub=unfold(i_sub), i_div=unfold(i_div), current=self(x), r_i=unfold(r_i),
+        )
+
+    def _mixing_weight(self) -> Tensor:
+        """Return :math:`s W_{EI}`, with its gradient divided by the fan-in when ``scale_ei_grad``."""
+        weight_ei = self.weight_ei
+        if self.inhibition_scale != 1.0:
+            weight_ei = weight_ei * self.inhibition_scale
+        if self.scale_ei_grad:
+            weight_ei = scale_grad(weight_ei, 1.0 / self.fan_in)
+        return weight_ei
 
     def _takes_fused_path(self, x: Tensor) -> bool:
         """Return True if :mod:`ei_tutorial.fused` computes this call.

@@ -9,8 +9,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ei_tutorial import LIF, EIConv2d, EILinear, ei_init_
+from ei_tutorial import LIF, EIConv2d, EILinear, circuit, ei_init_
 from ei_tutorial.analysis import (
+    CircuitCurrents,
     batch_dependence,
     build_ei_layer,
     circuit_currents,
@@ -133,6 +134,17 @@ def test_circuit_currents_conv_time_first_shapes():
     assert currents.r_i.shape == (3, 2, 2, 8, 8)
     expected = F.conv2d(x.flatten(0, 1), layer.weight_ee, padding=1).unflatten(0, (3, 2))
     torch.testing.assert_close(currents.i_ee, expected.detach())
+
+
+def test_circuit_currents_is_layer_currents(pixels):
+    layer = EILinear(49, 16, ei_ratio=4)
+    assert CircuitCurrents is circuit.CircuitCurrents
+    currents = circuit_currents(layer, pixels)
+    direct = layer.currents(pixels)
+    assert not currents.current.requires_grad
+    assert direct.current.requires_grad
+    for name in ("i_ee", "i_sub", "i_div", "current", "r_i"):
+        torch.testing.assert_close(getattr(currents, name), getattr(direct, name).detach())
 
 
 def test_balance_after_ei_init(pixels):

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from ei_tutorial import EIConv2d, EILinear
 
@@ -195,3 +196,99 @@ def test_gradcheck_conv_float64():
     layer = randomise_(EIConv2d(2, 4, 2, ei_ratio=2, padding=1, scale_ei_grad=False).double())
     x = (torch.rand(1, 2, 3, 3, dtype=torch.float64) + 0.1).requires_grad_()
     assert torch.autograd.gradcheck(lambda x, *ps: layer(x), (x, *tuple(layer.parameters())))
+
+
+
+# --- EILayer.currents: intermediate currents against plain torch operations -------------
+
+
+def assert_currents_equal(currents, i_ee, r_i, i_sub, i_div, current):
+    torch.testing.assert_close(currents.i_ee, i_ee)
+    torch.testing.assert_close(currents.r_i, r_i)
+    torch.testing.assert_close(currents.i_sub, i_sub)
+    torch.testing.assert_close(currents.i_div, i_div)
+    torch.testing.assert_close(currents.current, current)
+
+
+@pytest.mark.parametrize("fused", [True, False])
+@pytest.mark.parametrize("scale", [1.0, 0.4])
+def test_linear_currents_match_torch_ops(fused, scale):
+    layer = randomise_(EILinear(7, 8, ei_ratio=4, inhibition_scale=scale, fused=fused))
+    x = torch.rand(3, 5, 7)
+    currents = layer.currents(x)
+
+    p = {name: param.detach() for name, param in layer.named_parameters()}
+    i_ee = x @ p["weight_ee"].T
+    r_i = x @ p["weight_ie"].T
+    w_ei = scale * p["weight_ei"]
+    i_sub = r_i @ w_ei.T
+    i_div = (r_i * p["gain_i"]) @ w_ei.T
+    assert (i_div > 0).all()  # no zero divisor, so the formula holds without stabilisation
+    current = p["gain_e"] * (i_ee - i_sub) / i_div + p["bias"]
+
+    assert currents.r_i.shape == (3, 5, 2)
+    assert_currents_equal(currents, i_ee, r_i, i_sub, i_div, current)
+    torch.testing.assert_close(currents.current, layer(x))
+
+
+@pytest.mark.parametrize("fused", [True, False])
+@pytest.mark.parametrize("time_first", [False, True])
+def test_conv_currents_match_torch_ops(fused, time_first):
+    scale = 0.6
+    layer = randomise_(EIConv2d(3, 8, 3, stride=2, padding=1, ei_ratio=4, inhibition_scale=scale, fused=fused))
+    x = torch.rand(2, 4, 3, 7, 6) if time_first else torch.rand(4, 3, 7, 6)
+    currents = layer.currents(x)
+
+    p = {name: param.detach() for name, param in layer.named_parameters()}
+    folded = x.flatten(0, 1) if time_first else x
+    i_ee = F.conv2d(folded, p["weight_ee"], stride=2, padding=1)
+    r_i = F.conv2d(folded, p["weight_ie"], stride=2, padding=1)
+    w_ei = scale * p["weight_ei"]
+    i_sub = torch.einsum("ek,nkhw->nehw", w_ei, r_i)
+    i_div = torch.einsum("ek,nkhw->nehw", w_ei, r_i * p["gain_i"][:, None, None])
+    assert (i_div > 0).all()  # no zero divisor, so the formula holds without stabilisation
+    per_channel = lambda v: v[:, None, None]
+    current = per_channel(p["gain_e"]) * (i_ee - i_sub) / i_div + per_channel(p["bias"])
+    if time_first:
+        i_ee, r_i, i_sub, i_div, current = (t.unflatten(0, (2, 4)) for t in (i_ee, r_i, i_sub, i_div, current))
+
+    leading = (2, 4) if time_first else (4,)
+    assert currents.i_ee.shape == (*leading, 8, 4, 3)
+    assert currents.r_i.shape == (*leading, 2, 4, 3)
+    assert_currents_equal(currents, i_ee, r_i, i_sub, i_div, current)
+    torch.testing.assert_close(currents.current, layer(x))
+
+
+def test_currents_keep_ei_gradient_scaling():
+    # currents() mixes with the weight that forward() uses, s * W_EI with its gradient
+    # divided by the fan-in.
+    layer = randomise_(EILinear(6, 4, ei_ratio=2, inhibition_scale=0.5))
+    x = torch.rand(10, 6)
+    layer.currents(x).i_sub.sum().backward()
+    r_i = x @ layer.weight_ie.detach().T
+    expected = (0.5 / 6) * r_i.sum(dim=0).expand(4, 2)
+    torch.testing.assert_close(layer.weight_ei.grad, expected)
+
+
+@pytest.mark.parametrize(
+    "layer,x",
+    [
+        (EILinear(5, 4), torch.rand(2, 6)),
+        (EIConv2d(3, 4, 3), torch.rand(3, 8, 8)),
+        (EIConv2d(2, 4, 3), torch.rand(1, 3, 8, 8)),
+        (EIConv2d(2, 4, 3), torch.rand(2, 1, 3, 8, 8)),
+    ],
+    ids=["linear-width", "conv-rank", "conv-channels", "conv-time-first-channels"],
+)
+def test_currents_reject_wrong_shape_like_forward(layer, x):
+    with pytest.raises(ValueError) as from_forward:
+        layer(x)
+    with pytest.raises(ValueError) as from_currents:
+        layer.currents(x)
+    assert str(from_currents.value) == str(from_forward.value)
+    assert f"got shape {tuple(x.shape)}" in str(from_currents.value)
+
+
+def test_currents_reject_negative_input():
+    with pytest.raises(ValueError, match="negative input value"):
+        EILinear(3, 4).currents(torch.tensor([[0.1, -0.5, 0.2]]))

@@ -31,9 +31,9 @@ def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
         weight_decay: L2 penalty of the first group.
 
     Returns:
-        ``[{"params": [...], "weight_decay": weight_decay, "name": "decay"},
-        {"params": [...], "weight_decay": 0.0, "name": "no_decay"}]``, leaving out
-        empty groups.
+        One dict per non-empty group, in this order
+        ``{"params": [...], "weight_decay": weight_decay, "name": "decay"}`` and
+        ``{"params": [...], "weight_decay": 0.0, "name": "no_decay"}``.
     """
     constrained = {id(param) for _, param in constrained_parameters(model)}
     decay, no_decay = [], []
