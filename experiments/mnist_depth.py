@@ -258,7 +258,10 @@ def report(rows: list[dict], quick: bool) -> str:
         + (" --quick (smoke run: the numbers mean nothing)" if quick else "")
         + f" on {date}, library code at commit {git_commit()}.\n\nMachine: {machine_description()}.\n\n"
         "Data: MNIST via `ei_tutorial.data.load_datasets`; with only the test split on disk, "
-        "8,000 images train and 2,000 are held out (fixed split). Accuracies are on the held-out part."
+        "8,000 images train and 2,000 are held out (fixed split). Accuracies are on the held-out part.\n\n"
+        "Training minutes are the wall-clock time of each run on a machine that other jobs shared, so "
+        "they vary by a factor of two or more between runs of the same size; runs read back with "
+        "`--reuse` keep the minutes of their first training."
     )
     return "\n\n".join([header, *parts, "### Checks\n\n" + "\n".join(checks(rows) or ["- none decided"])]) + "\n"
 
