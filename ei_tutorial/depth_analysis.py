@@ -6,8 +6,9 @@ made of :class:`~ei_tutorial.models.SpikingLayer` blocks), with time-first input
 ``[T, B, ...]``.
 
 The circuit symbols follow :mod:`ei_tutorial.circuit`: :math:`I_{EE} = W_{EE} x`,
-:math:`r_I = W_{IE} x`, :math:`I_{sub} = W_{EI} r_I`, :math:`I_{div} = W_{EI} (g_I \odot r_I)`
-and the current :math:`I = g_E (I_{EE} - I_{sub}) / I_{div} + b_E`. E-I Init draws
+:math:`r_I = W_{IE} x`, :math:`I_{sub} = s\, W_{EI} r_I`,
+:math:`I_{div} = s\, W_{EI} (g_I \odot r_I)` with the inhibition scale :math:`s` (1 by
+default), and the current :math:`I = g_E (I_{EE} - I_{sub}) / I_{div} + b_E`. E-I Init draws
 :math:`W_{EE}, W_{IE} \sim \text{Exponential}` with mean :math:`\lambda` and sets
 :math:`W_{EI} = 1/n_I`; :func:`init_check` compares a layer with the moments that these
 choices predict.

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from ei_tutorial import EIConv2d, EILinear
-from ei_tutorial.fused import EICircuitFunction, ei_circuit, prefers_folded, stacked_view
+from ei_tutorial.fused import ORDERS, EICircuitFunction, choose_order, ei_circuit, order_costs, stacked_view
 
 
 def randomise_(layer, seed=0, dtype=torch.float32):
@@ -35,7 +35,7 @@ LAYERS = {
 }
 
 
-def reference_and_fused(name, folded, dtype=torch.float32, x=None):
+def reference_and_fused(name, order, dtype=torch.float32, x=None):
     """Run the reference layer and EICircuitFunction on the same input; return outputs and gradients."""
     make, shape, conv = LAYERS[name]
     layer = randomise_(make(fused=False, scale_ei_grad=False).to(dtype), dtype=dtype)
@@ -48,34 +48,34 @@ def reference_and_fused(name, folded, dtype=torch.float32, x=None):
     params = {n: p.detach().clone().requires_grad_() for n, p in layer.named_parameters()}
     out_fused = ei_circuit(
         x_fused, params["weight_ee"], params["weight_ie"], params["weight_ei"], params["gain_i"],
-        params["gain_e"], params["bias"], conv=conv, folded=folded,
+        params["gain_e"], params["bias"], conv=conv, order=order,
     )
     names = [n for n, _ in layer.named_parameters()]
     grads_fused = torch.autograd.grad((out_fused * weight).sum(), [x_fused, *[params[n] for n in names]])
     return out_ref, out_fused, dict(zip(["x", *names], grads_ref)), dict(zip(["x", *names], grads_fused))
 
 
-@pytest.mark.parametrize("folded", [False, True], ids=["mixed", "folded"])
+@pytest.mark.parametrize("order", ORDERS)
 @pytest.mark.parametrize("name", list(LAYERS))
-def test_fused_matches_reference(name, folded):
-    out_ref, out_fused, grads_ref, grads_fused = reference_and_fused(name, folded)
+def test_fused_matches_reference(name, order):
+    out_ref, out_fused, grads_ref, grads_fused = reference_and_fused(name, order)
     assert out_fused.shape == out_ref.shape
     torch.testing.assert_close(out_fused, out_ref, rtol=1e-5, atol=1e-5)
     for key, grad in grads_ref.items():
         torch.testing.assert_close(grads_fused[key], grad, rtol=1e-4, atol=1e-5, msg=key)
 
 
-@pytest.mark.parametrize("folded", [False, True], ids=["mixed", "folded"])
+@pytest.mark.parametrize("order", ORDERS)
 @pytest.mark.parametrize("name", ["linear", "conv"])
-def test_fused_matches_reference_float64(name, folded):
-    out_ref, out_fused, grads_ref, grads_fused = reference_and_fused(name, folded, dtype=torch.float64)
+def test_fused_matches_reference_float64(name, order):
+    out_ref, out_fused, grads_ref, grads_fused = reference_and_fused(name, order, dtype=torch.float64)
     torch.testing.assert_close(out_fused, out_ref, rtol=1e-12, atol=1e-12)
     for key, grad in grads_ref.items():
         torch.testing.assert_close(grads_fused[key], grad, rtol=1e-10, atol=1e-12, msg=key)
 
 
-@pytest.mark.parametrize("folded", [False, True], ids=["mixed", "folded"])
-def test_fused_matches_reference_with_negative_divisor(folded):
+@pytest.mark.parametrize("order", ORDERS)
+def test_fused_matches_reference_with_negative_divisor(order):
     # Without Dale's law the divisor can be negative, and then so is the smallest non-zero
     # value of a sample. The fused path must still agree with the reference.
     make, shape, conv = LAYERS["conv"]
@@ -86,21 +86,46 @@ def test_fused_matches_reference_with_negative_divisor(folded):
     out_ref = layer(x)
     out_fused = ei_circuit(
         x, layer.weight_ee, layer.weight_ie, layer.weight_ei, layer.gain_i, layer.gain_e, layer.bias,
-        conv=conv, folded=folded,
+        conv=conv, order=order,
     )
     assert bool((out_ref.detach() < 0).any())
     # Mixed signs let the divisor cancel to near zero, where rounding differences grow.
     torch.testing.assert_close(out_fused, out_ref, rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("folded", [False, True], ids=["mixed", "folded"])
-def test_all_zero_sample_gives_bias_and_no_gradient(folded):
+@pytest.mark.parametrize("order", ORDERS)
+@pytest.mark.parametrize("name", ["linear", "conv"])
+def test_zero_gains_match_reference(name, order):
+    # Dale's projection clamps negative gains to exactly zero; the partial and folded
+    # orders fold g_E into the drive's weights, so their g_E gradient comes from there.
+    make, shape, conv = LAYERS[name]
+    reference = randomise_(make(fused=False, scale_ei_grad=False))
+    with torch.no_grad():
+        reference.gain_e[::3] = 0.0
+        reference.gain_i[0] = 0.0
+    names = ["weight_ee", "weight_ie", "weight_ei", "gain_i", "gain_e", "bias"]
+    leaves = [getattr(reference, n) for n in names]
+    params = [p.detach().clone().requires_grad_() for p in leaves]
+    x = spikes(shape)
+    out_ref = reference(x)
+    out_fused = ei_circuit(x, *params, conv=conv, order=order)
+    torch.testing.assert_close(out_fused, out_ref)
+    weight = torch.randn(out_ref.shape, generator=torch.Generator().manual_seed(3))
+    grads_ref = torch.autograd.grad((out_ref * weight).sum(), leaves)
+    grads_fused = torch.autograd.grad((out_fused * weight).sum(), params)
+    for name_, ref, fused in zip(names, grads_ref, grads_fused):
+        torch.testing.assert_close(fused, ref, rtol=1e-4, atol=1e-5, msg=name_)
+    assert bool((grads_ref[4][::3] != 0).any())
+
+
+@pytest.mark.parametrize("order", ORDERS)
+def test_all_zero_sample_gives_bias_and_no_gradient(order):
     make, shape, conv = LAYERS["conv"]
     layer = randomise_(make())
     x = spikes(shape).requires_grad_()
     out = ei_circuit(
         x, layer.weight_ee, layer.weight_ie, layer.weight_ei, layer.gain_i, layer.gain_e, layer.bias,
-        conv=conv, folded=folded,
+        conv=conv, order=order,
     )
     out.pow(2).sum().backward()
     expected = layer.bias.detach().view(-1, 1, 1).expand_as(out[0])
@@ -111,9 +136,9 @@ def test_all_zero_sample_gives_bias_and_no_gradient(folded):
         assert torch.isfinite(p.grad).all(), name
 
 
-@pytest.mark.parametrize("folded", [False, True], ids=["mixed", "folded"])
+@pytest.mark.parametrize("order", ORDERS)
 @pytest.mark.parametrize("name", ["linear", "conv_strided"])
-def test_gradcheck_float64(name, folded):
+def test_gradcheck_float64(name, order):
     make, shape, conv = LAYERS[name]
     layer = randomise_(make().double(), dtype=torch.float64)
     # Strictly positive inputs keep the divisor away from zero, where the function is smooth.
@@ -122,7 +147,7 @@ def test_gradcheck_float64(name, folded):
                    (layer.weight_ee, layer.weight_ie, layer.weight_ei, layer.gain_i, layer.gain_e, layer.bias))
 
     def apply(x, *params):
-        return EICircuitFunction.apply(x, *params, conv, folded, None)[0]
+        return EICircuitFunction.apply(x, *params, conv, order, None)[0]
 
     assert torch.autograd.gradcheck(apply, (x, *params))
 
@@ -159,8 +184,8 @@ def test_conv_output_channels_last():
     assert torch.equal(out_nchw, out_nhwc)
 
 
-@pytest.mark.parametrize("folded", [False, True], ids=["mixed", "folded"])
-def test_autocast_bfloat16_close_to_reference(folded):
+@pytest.mark.parametrize("order", ORDERS)
+def test_autocast_bfloat16_close_to_reference(order):
     make, shape, conv = LAYERS["conv"]
     reference = randomise_(make(fused=False, scale_ei_grad=False))
     params = [p.detach().clone().requires_grad_() for p in
@@ -169,7 +194,7 @@ def test_autocast_bfloat16_close_to_reference(folded):
     x = spikes(shape)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         out_ref = reference(x)
-        out_fused = ei_circuit(x, *params, conv=conv, folded=folded)
+        out_fused = ei_circuit(x, *params, conv=conv, order=order)
     assert out_fused.dtype == torch.float32
     # Both run the convolution in bfloat16 (about 3 significant digits).
     torch.testing.assert_close(out_fused, out_ref, rtol=0.05, atol=0.05 * out_ref.abs().max().item())
@@ -179,11 +204,49 @@ def test_autocast_bfloat16_close_to_reference(folded):
         assert torch.isfinite(p.grad).all()
 
 
-def test_prefers_folded_compares_multiply_adds():
-    # First RGB convolution, n_E = 64, n_I = 16, d = 27: 3456 <= 80 * 27 + 2 * 64 * 16 = 4208.
-    assert prefers_folded(64, 16, 27)
-    # Second convolution, d = 64 * 9 = 576: 2 * 128 * 576 = 147456 > 160 * 576 + 2 * 128 * 32.
-    assert not prefers_folded(128, 32, 576)
+def test_order_costs_count_multiply_adds():
+    # First MNIST convolution at B = 32, T = 4: 128 * 28 * 28 = 100352 rows, d = 9, no
+    # input gradient, so the drive runs twice (forward, weight gradient).
+    # mixed:   2*100352*80*9 + 6*100352*64*16      = 144506880 + 616562688
+    # partial: 2*100352*80*9 + 3*100352*64*16 + 3*9*64*16 = 144506880 + 308281344 + 27648
+    # folded:  2*100352*128*9 + 6*9*64*16          = 231211008 + 55296
+    costs = order_costs(64, 16, 9, 100352, input_grad=False)
+    assert costs == {"mixed": 761069568, "partial": 452815872, "folded": 231266304}
+    assert choose_order(64, 16, 9, 100352, input_grad=False) == "folded"
+
+
+def test_choose_order_prefers_partial_when_rows_outnumber_fan_in():
+    # Second VGG convolution at B = 32, T = 4: 25088 rows, d = 64 * 9 = 576, n_E n_I = 4096.
+    # mixed 3*25088*160*576 + 6*25088*4096 = 7552892928 exceeds
+    # partial 3*25088*160*576 + 3*25088*4096 + 3*576*4096 = 7251689472.
+    assert order_costs(128, 32, 576, 25088)["partial"] == 7251689472
+    assert choose_order(128, 32, 576, 25088) == "partial"
+    # Fourth VGG convolution: 1152 rows < d = 2304, so the mixes stay on the rows.
+    assert choose_order(512, 128, 2304, 1152) == "mixed"
+    # Inference on one sample: no backward pass, one row.
+    assert choose_order(500, 125, 784, 1, input_grad=False, backward=False) == "mixed"
+
+
+@pytest.mark.parametrize(
+    "layer, shape, expected",
+    [(EIConv2d(1, 64, 3, padding=1, ei_ratio=4), (4, 1, 8, 8), "folded"),
+     (EIConv2d(6, 8, 3, padding=1, ei_ratio=4), (16, 6, 12, 12), "partial"),
+     (EILinear(200, 8, ei_ratio=4), (4, 200), "mixed")],
+)
+def test_layer_uses_cheapest_order(layer, shape, expected):
+    x = spikes(shape).requires_grad_(expected != "folded")
+    rows = shape[0] * shape[2] * shape[3] if len(shape) == 4 else shape[0]
+    assert choose_order(layer.n_e, layer.n_i, layer.fan_in, rows, x.requires_grad) == expected
+    out = layer(x)
+    assert out.grad_fn.order == expected
+
+
+def test_unknown_order_is_rejected():
+    make, shape, conv = LAYERS["linear"]
+    layer = make()
+    with pytest.raises(ValueError, match="order must be None or one of"):
+        ei_circuit(spikes(shape), layer.weight_ee, layer.weight_ie, layer.weight_ei, layer.gain_i,
+                   layer.gain_e, layer.bias, order="folding")
 
 
 def test_conv_kernels_share_one_storage():
@@ -207,7 +270,7 @@ def test_conversion_keeps_shared_kernels(convert):
 def test_shared_and_copied_kernels_agree():
     layer = randomise_(EIConv2d(3, 8, 3, padding=1))
     x = spikes((4, 3, 6, 6))
-    args = (layer.weight_ei, layer.gain_i, layer.gain_e, layer.bias, ((1, 1), (1, 1)), False)
+    args = (layer.weight_ei, layer.gain_i, layer.gain_e, layer.bias, ((1, 1), (1, 1)), "mixed")
     shared = EICircuitFunction.apply(x, layer.weight_ee, layer.weight_ie, *args,
                                      stacked_view(layer.weight_ee, layer.weight_ie))[0]
     copied = EICircuitFunction.apply(x, layer.weight_ee, layer.weight_ie, *args, None)[0]
