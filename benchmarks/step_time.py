@@ -32,7 +32,7 @@ and JSON in ``benchmarks/results/<machine>.json`` and ``benchmarks/results/lates
 
 Run from the repository root::
 
-    python benchmarks/step_time.py                       # default set: about 7 min on a shared 2-core CPU
+    python benchmarks/step_time.py                       # default set: 3 to 5 min on a 2-core CPU
     python benchmarks/step_time.py --image-size 32 --channels 3   # CIFAR-10-sized input
     python benchmarks/step_time.py --archs vgg8 --batch-sizes 64 128 --rounds 10
     python benchmarks/step_time.py --device cuda --batch-sizes 32 128
