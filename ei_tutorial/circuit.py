@@ -272,10 +272,12 @@ class EILinear(EILayer):
         straight_through: Treat the stabilisation as the identity in backward.
         scale_ei_grad: Divide the gradient of :math:`W_{EI}` by the fan-in.
         fused: Compute the default circuit with the fused forward and backward passes of
-            :mod:`ei_tutorial.fused`, which give the same numbers as the plain PyTorch
-            reference path. The default circuit is subtractive and divisive, stabilised
-            and straight-through, on float32 or float64 inputs or under autocast. Other
-            configurations always take the reference path.
+            :mod:`ei_tutorial.fused`, which give the values of the plain PyTorch
+            reference path up to float rounding (so a current within rounding of the
+            threshold can spike on one path and not on the other). The default circuit
+            is subtractive and divisive, stabilised and straight-through, on float32 or
+            float64 inputs or under autocast. Other configurations always take the
+            reference path.
         eps: The :math:`\\epsilon` used when ``stabilise`` is False.
 
     Shape:

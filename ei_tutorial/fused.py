@@ -11,10 +11,12 @@ for a non-negative input :math:`x` (see :mod:`ei_tutorial.circuit` for the symbo
 
 where :math:`\mathrm{stab}` replaces each exact zero by the smallest non-zero value of its
 sample and is the identity in the backward pass (E-I Prop, :mod:`ei_tutorial.ei_prop`).
-:class:`EICircuitFunction` computes the same numbers as the plain PyTorch reference path
-(``fused=False``) in one autograd node. Matrix products are associative, so it can apply
-the mixes with :math:`W_{EI}` to the activity or fold them into the weights. It uses one
-of three orders:
+:class:`EICircuitFunction` computes the values of the plain PyTorch reference path
+(``fused=False``) in one autograd node, equal up to float rounding. Matrix products are
+associative, so it can apply the mixes with :math:`W_{EI}` to the activity or fold them
+into the weights; the orders round differently, so a current within rounding of a
+neuron's threshold can spike on one path and not on the other. It uses one of three
+orders:
 
 - **mixed**: one linear map or convolution with the stacked weights
   :math:`[W_{EE}; W_{IE}]` gives :math:`[I_{EE}; r_I]`; two matrix products with
@@ -406,7 +408,9 @@ def ei_circuit(
             ``weight_ei`` multiplied by the inhibition scale.
         conv: ``(stride, padding)`` pairs for a convolution; None for a linear layer.
         order: ``"mixed"``, ``"partial"`` or ``"folded"``; None picks the one with the
-            fewest multiply-adds for this input (:func:`choose_order`).
+            fewest multiply-adds for this input (:func:`choose_order`), so the order, and
+            with it the rounding, can differ between batch sizes and between training
+            and inference.
 
     Returns:
         The current into the E neurons.
