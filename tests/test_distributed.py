@@ -13,7 +13,6 @@ import torch.multiprocessing as mp
 from ei_tutorial.training import read_metrics, train
 from ei_tutorial.training.checkpoint import LAST, load_checkpoint
 from ei_tutorial.training.metrics import METRICS_FILE
-from synthetic_mnist import write_synthetic_mnist
 
 WORLD_SIZE = 2
 
@@ -54,10 +53,9 @@ def _worker(rank: int, port: int, data_root: str, out_dir: str, variant: str) ->
 
 
 @pytest.fixture(scope="module")
-def ddp_run(tmp_path_factory):
-    data_root = write_synthetic_mnist(tmp_path_factory.mktemp("data"))
+def ddp_run(mnist_data_root, tmp_path_factory):
     out_dir = tmp_path_factory.mktemp("ddp")
-    mp.spawn(_worker, args=(_free_port(), str(data_root), str(out_dir), "ei"), nprocs=WORLD_SIZE, join=True)
+    mp.spawn(_worker, args=(_free_port(), str(mnist_data_root), str(out_dir), "ei"), nprocs=WORLD_SIZE, join=True)
     ranks = [torch.load(out_dir / f"rank{rank}.pt", weights_only=True) for rank in range(WORLD_SIZE)]
     return ranks, out_dir
 

@@ -1,4 +1,4 @@
-"""Smoke test of experiments/mnist_depth.py in its --quick mode, on synthetic MNIST."""
+"""Smoke test of experiments/mnist_depth.py in its --quick mode, on the MNIST files in ``EI_TUTORIAL_DATA``."""
 
 from __future__ import annotations
 
@@ -9,8 +9,6 @@ from pathlib import Path
 
 import pytest
 import torch
-
-from synthetic_mnist import write_synthetic_mnist
 
 SCRIPT = Path(__file__).resolve().parents[1] / "experiments" / "mnist_depth.py"
 
@@ -24,8 +22,8 @@ def _load_script():
 
 
 @pytest.mark.slow
-def test_quick_run_writes_report(tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("EI_TUTORIAL_DATA", str(write_synthetic_mnist(tmp_path / "data")))
+def test_quick_run_writes_report(mnist_data_root, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("EI_TUTORIAL_DATA", str(mnist_data_root))
     threads = torch.get_num_threads()
     script = _load_script()
     results = tmp_path / "RESULTS.md"

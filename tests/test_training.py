@@ -22,25 +22,19 @@ from ei_tutorial.training.config import config_keys, load_config, parse_override
 from ei_tutorial.training.metrics import METRICS_FILE, append_metrics, read_metrics, truncate_metrics
 from ei_tutorial.training.optim import build_scheduler, parameter_groups
 from ei_tutorial.training.rng import capture_rng_state, restore_rng_state
-from synthetic_mnist import write_synthetic_mnist
 
 torch.set_num_threads(1)
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-# Module scope, so EI_TUTORIAL_DATA points back at the real data before other modules
-# (and the notebooks, whose kernels inherit the environment) run.
+# Sets EI_TUTORIAL_DATA to the resolved folder, so that a relative value still finds the files.
+# The previous value returns after this module.
 @pytest.fixture(scope="module")
-def synthetic_data(tmp_path_factory):
-    root = write_synthetic_mnist(tmp_path_factory.mktemp("data"))
-    previous = os.environ.get("EI_TUTORIAL_DATA")
-    os.environ["EI_TUTORIAL_DATA"] = str(root)
-    yield root
-    if previous is None:
-        del os.environ["EI_TUTORIAL_DATA"]
-    else:
-        os.environ["EI_TUTORIAL_DATA"] = previous
+def mnist_data(mnist_data_root):
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("EI_TUTORIAL_DATA", str(mnist_data_root))
+        yield mnist_data_root
 
 
 def tiny_values(out_dir: Path, **overrides) -> dict:
@@ -55,6 +49,12 @@ def tiny_values(out_dir: Path, **overrides) -> dict:
 
 def tiny_config(out_dir: Path, **overrides) -> TrainConfig:
     return TrainConfig(**tiny_values(out_dir, **overrides))
+
+
+# One epoch on 4,096 MNIST digits, evaluated on 1,000 held-out ones: about 0.6 s on one CPU
+# thread. The tiny runs (256 images) reach only about 40% held-out accuracy. At this size,
+# lr 0.05 silenced the hidden layer (accuracy 8.8%) with seed 3 of seeds 0-4, so lr is 0.02.
+LEARNING_OVERRIDES = dict(epochs=1, train_subset=4096, heldout_subset=1000, lr=0.02, warmup_epochs=0.2)
 
 
 def without_seconds(records: list[dict]) -> list[dict]:
@@ -333,7 +333,7 @@ def test_parameter_groups_batch_norm():
 
 
 @pytest.fixture(scope="module")
-def straight_run(synthetic_data, tmp_path_factory):
+def straight_run(mnist_data, tmp_path_factory):
     out_dir = tmp_path_factory.mktemp("straight")
     result = train(tiny_config(out_dir))
     return result, out_dir / "tiny"
@@ -357,8 +357,11 @@ def test_train_writes_outputs(straight_run):
     assert records[1]["step"] == 16
 
 
-def test_train_learns_synthetic_task(straight_run):
-    result, _ = straight_run
+def test_train_learns_real_digits(mnist_data, tmp_path):
+    # Measured with LEARNING_OVERRIDES on one CPU thread, seeds 0-9: held-out accuracy 0.669
+    # (seed 0, the one used here) to 0.850. Chance is 0.1, and lr 1e-6 gives 0.052.
+    result = train(tiny_config(tmp_path, **LEARNING_OVERRIDES))
+    assert result.status == "completed"
     assert result.history[-1]["heldout_acc"] > 0.5
 
 
@@ -412,7 +415,7 @@ def test_resume_reproduces_uninterrupted_run(straight_run, tmp_path, monkeypatch
         assert torch.equal(resumed.model.state_dict()[name], tensor), name
 
 
-def test_resume_without_checkpoint(synthetic_data, tmp_path):
+def test_resume_without_checkpoint(mnist_data, tmp_path):
     with pytest.raises(FileNotFoundError, match="cannot resume"):
         train(tiny_config(tmp_path), resume=True)
 
@@ -454,7 +457,7 @@ def test_resume_rejects_truncated_checkpoint(straight_run, tmp_path):
         train(tiny_config(tmp_path), resume=True)
 
 
-def test_nonfinite_loss_stops_and_keeps_checkpoint(synthetic_data, tmp_path, monkeypatch):
+def test_nonfinite_loss_stops_and_keeps_checkpoint(mnist_data, tmp_path, monkeypatch):
     import torch.nn.functional as F
 
     calls = {"count": 0}
@@ -481,10 +484,12 @@ def test_nonfinite_loss_stops_and_keeps_checkpoint(synthetic_data, tmp_path, mon
     assert load_checkpoint(tmp_path / "tiny" / LAST)["epoch"] == 1
 
 
-def test_bn_variant_trains(synthetic_data, tmp_path):
-    result = train(tiny_config(tmp_path, variant="bn", lr=0.1, epochs=1))
+def test_bn_variant_trains(mnist_data, tmp_path):
+    # Measured with these settings on one CPU thread, seeds 0-5: held-out accuracy 0.893 to
+    # 0.910 (0.910 with seed 0, the one used here). Chance is 0.1, and lr 1e-6 gives 0.11.
+    result = train(tiny_config(tmp_path, **{**LEARNING_OVERRIDES, "variant": "bn", "lr": 0.1}))
     assert result.status == "completed"
-    assert result.history[0]["heldout_acc"] > 0.3
+    assert result.history[0]["heldout_acc"] > 0.7
 
 
 def test_evaluate_cli_matches_metrics(straight_run, capsys):
@@ -512,10 +517,10 @@ def test_train_cli_bad_config_exit_status(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_sigterm_keeps_checkpoint_resumable(synthetic_data, tmp_path):
+def test_sigterm_keeps_checkpoint_resumable(mnist_data, tmp_path):
     overrides = [f"{key}={json.dumps(value)}" for key, value in tiny_values(tmp_path, epochs=12).items()]
     command = [sys.executable, "-m", "ei_tutorial.train", *overrides]
-    env = {**os.environ, "EI_TUTORIAL_DATA": str(synthetic_data), "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "EI_TUTORIAL_DATA": str(mnist_data), "OMP_NUM_THREADS": "1"}
     process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     last = tmp_path / "tiny" / LAST
     deadline = time.monotonic() + 120
@@ -541,13 +546,15 @@ def test_sigterm_keeps_checkpoint_resumable(synthetic_data, tmp_path):
 
 @pytest.mark.cuda
 @pytest.mark.parametrize("compile_model", [False, True])
-def test_cuda_mixed_precision_trains(synthetic_data, tmp_path, compile_model):
+def test_cuda_mixed_precision_trains(mnist_data, tmp_path, compile_model):
     from ei_tutorial.training.precision import choose_precision
 
     precision = choose_precision(torch.device("cuda"), amp=True)
     assert precision.enabled
-    result = train(tiny_config(tmp_path, device="cuda", amp=True, compile=compile_model, epochs=1))
+    result = train(tiny_config(tmp_path, device="cuda", amp=True, compile=compile_model, **LEARNING_OVERRIDES))
     assert result.status == "completed"
     assert math.isfinite(result.history[0]["train_loss"])
+    # NOTE: 0.3 sits below the CPU float32 minimum of test_train_learns_real_digits (0.669)
+    # because these settings have not been measured under CUDA mixed precision.
     assert result.history[0]["heldout_acc"] > 0.3
     assert next(result.model.parameters()).device.type == "cuda"
