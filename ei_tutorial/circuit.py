@@ -41,7 +41,8 @@ from torch.nn.modules.utils import _pair
 
 from ei_tutorial.ei_init import InputStatistics, init_ei_parameters_
 from ei_tutorial.ei_prop import ei_combine_reference, ei_divide, scale_grad
-from ei_tutorial.fused import ei_circuit, stacked_view
+from ei_tutorial.fused import ei_circuit
+from ei_tutorial.fused_ops import stacked_view
 from ei_tutorial.validation import check_ei_input
 
 # Statistics of Bernoulli spikes at a 20% rate: the default initialisation assumes them

@@ -86,7 +86,7 @@ from ei_tutorial.fused_ops import (
     stacked_view,
 )
 
-__all__ = ["ORDERS", "EICircuitFunction", "choose_order", "ei_circuit", "order_costs", "stacked_view"]
+__all__ = ["ORDERS", "EICircuitFunction", "choose_order", "ei_circuit", "order_costs"]
 
 #: The orders of :class:`EICircuitFunction`, from least to most folded.
 ORDERS = ("mixed", "partial", "folded")
@@ -404,8 +404,12 @@ def ei_circuit(
     Args:
         x: Input ``[..., d]`` (linear) or ``[N, C, H, W]`` (convolution, converted to
             channels-last memory order first, which is free when it already is).
-        weight_ee, weight_ie, weight_ei, gain_i, gain_e, bias: The layer's parameters,
-            ``weight_ei`` multiplied by the inhibition scale.
+        weight_ee: ``W_EE``, a matrix ``[n_E, d]`` or kernels ``[n_E, C, kh, kw]``.
+        weight_ie: ``W_IE``, a matrix ``[n_I, d]`` or kernels ``[n_I, C, kh, kw]``.
+        weight_ei: ``W_EI`` ``[n_E, n_I]``, already multiplied by the inhibition scale.
+        gain_i: ``g_I`` ``[n_I]``.
+        gain_e: ``g_E`` ``[n_E]``.
+        bias: ``b_E`` ``[n_E]``, or None.
         conv: ``(stride, padding)`` pairs for a convolution; None for a linear layer.
         order: ``"mixed"``, ``"partial"`` or ``"folded"``; None picks the one with the
             fewest multiply-adds for this input (:func:`choose_order`), so the order, and
@@ -416,7 +420,7 @@ def ei_circuit(
         The current into the E neurons.
 
     Raises:
-        ValueError: If ``order`` is not None or one of :data:`ORDERS`.
+        ValueError: If ``order`` is neither None nor one of :data:`ORDERS`.
     """
     n_e, n_i = weight_ee.shape[0], weight_ie.shape[0]
     if order is None:

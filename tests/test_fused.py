@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from ei_tutorial import EIConv2d, EILinear
-from ei_tutorial.fused import ORDERS, EICircuitFunction, choose_order, ei_circuit, order_costs, stacked_view
+from ei_tutorial.fused import ORDERS, EICircuitFunction, choose_order, ei_circuit, order_costs
+from ei_tutorial.fused_ops import stacked_view
 
 
 def randomise_(layer, seed=0, dtype=torch.float32):

@@ -103,7 +103,7 @@ def load_checkpoint(path: Union[str, Path], map_location: Union[str, torch.devic
     except Exception as error:  # torch raises RuntimeError, EOFError or UnpicklingError here
         raise CheckpointError(
             f"checkpoint {path} could not be read ({type(error).__name__}: {error}); the file is "
-            "truncated or corrupt. Resume from another checkpoint (best.pt or last.pt) or start a new run"
+            "truncated or corrupt. Use another checkpoint (best.pt or last.pt) or start a new run"
         ) from error
     if not isinstance(payload, dict) or any(key not in payload for key in _REQUIRED_KEYS):
         found = sorted(payload) if isinstance(payload, dict) else type(payload).__name__
