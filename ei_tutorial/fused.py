@@ -159,6 +159,19 @@ def _unscale_numerator(
     return grad_scaled * gain_e[:, None], grad_gain_e
 
 
+def _mix_grads(
+    grad_sub: Optional[Tensor], outer_div: Tensor, weight_ei: Tensor, gain_i: Tensor, needs: tuple[bool, ...]
+) -> tuple[Optional[Tensor], Optional[Tensor]]:
+    """Return the gradients of ``W_EI`` and ``g_I`` (None where not needed) from those of the two mixes.
+
+    ``grad_sub`` is ``-dL/dW_EI`` through the subtractive mix (used only when ``W_EI``
+    needs a gradient) and ``outer_div`` is ``-dL/dW_div`` with ``W_div = W_EI diag(g_I)``.
+    """
+    grad_weight_ei = grad_sub.add_(outer_div * gain_i).neg_() if needs[3] else None
+    grad_gain_i = (outer_div * weight_ei).sum(0).neg_() if needs[4] else None
+    return grad_weight_ei, grad_gain_i
+
+
 def _partial_weight_grads(
     grad_num: Tensor, grad_lower: Tensor, weight_ee: Tensor, weight_ie: Tensor, weight_ei: Tensor,
     gain_i: Tensor, outer_div: Optional[Tensor], needs: tuple[bool, ...],
@@ -174,13 +187,8 @@ def _partial_weight_grads(
     if needs[2]:
         grad_direct = as_matrix(grad_lower).to(weight_ei.dtype)
         grad_w_ie = from_matrix(torch.addmm(grad_direct, weight_ei.t(), grad_num, alpha=-1.0), weight_ie.shape)
-    grad_weight_ei = grad_gain_i = None
-    if needs[3]:
-        flat_ie = as_matrix(weight_ie).to(weight_ei.dtype)
-        grad_weight_ei = torch.mm(grad_num, flat_ie.t()).add_(outer_div * gain_i).neg_()
-    if needs[4]:
-        grad_gain_i = (outer_div * weight_ei).sum(0).neg_()
-    return grad_w_ee, grad_w_ie, grad_weight_ei, grad_gain_i
+    grad_sub = torch.mm(grad_num, as_matrix(weight_ie).to(weight_ei.dtype).t()) if needs[3] else None
+    return grad_w_ee, grad_w_ie, *_mix_grads(grad_sub, outer_div, weight_ei, gain_i, needs)
 
 
 def _folded_weight_grads(
@@ -201,9 +209,8 @@ def _folded_weight_grads(
         grad_w_ie = torch.mm(weight_ei.t(), grad_num).addmm_(weight_div.t(), neg_grad_div).neg_()
         grad_w_ie = from_matrix(grad_w_ie, weight_ie.shape)
     outer_div = neg_grad_div @ flat_ie.t()
-    grad_weight_ei = torch.mm(grad_num, flat_ie.t()).add_(outer_div * gain_i).neg_() if needs[3] else None
-    grad_gain_i = (outer_div * weight_ei).sum(0).neg_() if needs[4] else None
-    return grad_w_ee, grad_w_ie, grad_weight_ei, grad_gain_i
+    grad_sub = torch.mm(grad_num, flat_ie.t()) if needs[3] else None
+    return grad_w_ee, grad_w_ie, *_mix_grads(grad_sub, outer_div, weight_ei, gain_i, needs)
 
 
 def _mixed_mix_grads(
@@ -222,9 +229,8 @@ def _mixed_mix_grads(
         return None, None
     # Each product's weight gradient is (gradient of its output)^T r_I over the rows.
     outer_div = torch.mm(neg_grad_divisor.t(), rate_i)
-    grad_weight_ei = torch.mm(grad_numerator.t(), rate_i).add_(outer_div * gain_i).neg_() if needs[3] else None
-    grad_gain_i = (outer_div * weight_ei).sum(0).neg_() if needs[4] else None
-    return grad_weight_ei, grad_gain_i
+    grad_sub = torch.mm(grad_numerator.t(), rate_i) if needs[3] else None
+    return _mix_grads(grad_sub, outer_div, weight_ei, gain_i, needs)
 
 
 # --- the autograd function -----------------------------------------------------------
@@ -284,8 +290,8 @@ class EICircuitFunction(torch.autograd.Function):
         else:
             # The drive's numerator already carries g_E.
             current = divide_scaled_forward(numerator, divisor, bias, rows_per_sample)
-        # rows holds [quotient | r_I] (mixed, partial) or the quotient (folded); divisor
-        # holds g_E / divisor (mixed) or the stabilised divisor (partial, folded).
+        # rows now contains [quotient | r_I] (mixed, partial) or the quotient (folded), and
+        # divisor contains g_E / divisor (mixed) or the stabilised divisor (partial, folded).
         return current_shape(shape, conv, n_e)(current), rows, divisor, composite, weight_num
 
     @staticmethod
@@ -322,7 +328,7 @@ class EICircuitFunction(torch.autograd.Function):
         if ctx.order == "mixed":
             grad_rows = torch.empty_like(rows)
             grad_numerator, neg_grad_divisor, grad_gain_e, grad_bias = divide_backward(
-                rows_of(grad_out, ctx.conv), rows[:, :n_e], divisor, grad_rows[:, :n_e], None, needs[5], needs[6]
+                rows_of(grad_out, ctx.conv), rows[:, :n_e], divisor, grad_rows[:, :n_e], needs[5], needs[6]
             )
             grad_weight_ei, grad_gain_i = _mixed_mix_grads(
                 grad_rows, grad_numerator, neg_grad_divisor, rows[:, n_e:], weight_ei, gain_i, weight_div, needs
@@ -348,7 +354,7 @@ def _backward_through_composite(
     grad_rows = torch.empty_like(rows) if partial else None
     grad_numerator, neg_grad_divisor, grad_bias = divide_scaled_backward(
         rows_of(grad_out, ctx.conv), rows[:, :n_e], divisor, None if grad_rows is None else grad_rows[:, :n_e],
-        None, needs[6],
+        needs[6],
     )
     outer_div = None
     if partial:
@@ -360,7 +366,9 @@ def _backward_through_composite(
         grad_x, (grad_composite,) = drive_backward(
             grad_rows, x, (composite,), ctx.conv, ctx.drive_shape, needs[0], needs_weights, composite
         )
-        grad_upper, grad_lower = (None, None) if grad_composite is None else (grad_composite[:n_e], grad_composite[n_e:])
+        grad_upper = grad_lower = None
+        if grad_composite is not None:
+            grad_upper, grad_lower = grad_composite[:n_e], grad_composite[n_e:]
     else:
         needs_weights = any(needs[1:6])
         upper, lower = composite[:n_e], composite[n_e:]
@@ -374,11 +382,14 @@ def _backward_through_composite(
     grads, grad_gain_e = (None,) * 4, None
     if grad_upper is not None:
         grad_num, grad_gain_e = _unscale_numerator(grad_upper, weight_num, gain_e, needs[5])
-        chain = _partial_weight_grads if partial else _folded_weight_grads
-        last = outer_div if partial else weight_div
-        grads = chain(grad_num, grad_lower, weight_ee, weight_ie, weight_ei, gain_i, last, needs)
+        weights = (weight_ee, weight_ie, weight_ei, gain_i)
+        if partial:
+            grads = _partial_weight_grads(grad_num, grad_lower, *weights, outer_div, needs)
+        else:
+            grads = _folded_weight_grads(grad_num, grad_lower, *weights, weight_div, needs)
     elif outer_div is not None:
-        grads = (None, None, None, (outer_div * weight_ei).sum(0).neg_())
+        # Only g_I needs a gradient, and the divisor's mix gives it without the drive.
+        grads = (None, None, *_mix_grads(None, outer_div, weight_ei, gain_i, needs))
     return grad_x, *grads, grad_gain_e, grad_bias, None, None, None
 
 

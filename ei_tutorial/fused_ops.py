@@ -121,7 +121,6 @@ def divide_backward(
     quotient: Tensor,
     gain_over_divisor: Tensor,
     grad_numerator_out: Tensor,
-    neg_grad_divisor_out: Optional[Tensor],
     needs_gain_e: bool,
     needs_bias: bool,
 ) -> tuple[Tensor, Tensor, Optional[Tensor], Optional[Tensor]]:
@@ -132,11 +131,11 @@ def divide_backward(
     ``dL/db_E = sum(G)``, the sums running over the rows.
 
     Returns:
-        ``(dL/dnumerator, -dL/ddivisor, dL/dg_E, dL/db_E)``, the first two written into
-        the given buffers (a new tensor for the second when its buffer is None).
+        ``(dL/dnumerator, -dL/ddivisor, dL/dg_E, dL/db_E)``, the first written into
+        ``grad_numerator_out``.
     """
     grad_numerator = torch.mul(grad_current, gain_over_divisor, out=grad_numerator_out)
-    weighted = torch.mul(grad_current, quotient, out=neg_grad_divisor_out)
+    weighted = torch.mul(grad_current, quotient)
     grad_gain_e = weighted.sum(0) if needs_gain_e else None
     grad_bias = grad_current.sum(0) if needs_bias else None
     return grad_numerator, weighted.mul_(gain_over_divisor), grad_gain_e, grad_bias
@@ -160,8 +159,7 @@ def divide_scaled_backward(
     grad_current: Tensor,
     quotient: Tensor,
     divisor: Tensor,
-    grad_numerator_out: Tensor,
-    neg_grad_divisor_out: Optional[Tensor],
+    grad_numerator_out: Optional[Tensor],
     needs_bias: bool,
 ) -> tuple[Tensor, Tensor, Optional[Tensor]]:
     """Backward pass of :func:`divide_scaled_forward`, straight-through at the stabilisation.
@@ -171,11 +169,11 @@ def divide_scaled_backward(
     ``dL/db_E = sum(G)`` over the rows.
 
     Returns:
-        ``(dL/dnumerator, -dL/ddivisor, dL/db_E)``, the first two written into the given
-        buffers (a new tensor for the second when its buffer is None).
+        ``(dL/dnumerator, -dL/ddivisor, dL/db_E)``, the first written into
+        ``grad_numerator_out`` when it is given.
     """
     grad_numerator = torch.div(grad_current, divisor, out=grad_numerator_out)
-    neg_grad_divisor = torch.mul(grad_numerator, quotient, out=neg_grad_divisor_out)
+    neg_grad_divisor = torch.mul(grad_numerator, quotient)
     grad_bias = grad_current.sum(0) if needs_bias else None
     return grad_numerator, neg_grad_divisor, grad_bias
 
