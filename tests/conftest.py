@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import matplotlib
@@ -12,10 +11,10 @@ import torch
 # Select the non-interactive backend before any test imports pyplot.
 matplotlib.use("Agg")
 
-# Folders under EI_TUTORIAL_DATA where ei_tutorial.data looks for MNIST, and the test-split
-# files it needs there (each may be gzip'd).
-MNIST_FOLDERS = ("mnist", "MNIST/raw")
-MNIST_TEST_FILES = ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+from ei_tutorial.data import _IDX_FILES, _find_file, candidate_folders, data_dir  # noqa: E402
+
+# The test-split files that ei_tutorial.data reads (each may be gzip'd).
+MNIST_TEST_FILES = _IDX_FILES["test"]
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -28,10 +27,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip_cuda)
 
 
+def _local_mnist_folders(root: Path) -> list[Path]:
+    """Return the folders under ``root`` where ``ei_tutorial.data`` looks for MNIST."""
+    return [folder for folder in candidate_folders("mnist") if folder.is_relative_to(root)]
+
+
 def _has_mnist_test_split(root: Path) -> bool:
-    for folder in MNIST_FOLDERS:
-        files = [root / folder / name for name in MNIST_TEST_FILES]
-        if all(path.is_file() or path.with_name(f"{path.name}.gz").is_file() for path in files):
+    """Return True if a folder under ``root`` that ``ei_tutorial.data`` searches has both test-split files."""
+    for folder in _local_mnist_folders(root):
+        if all(_find_file(folder, name) is not None for name in MNIST_TEST_FILES):
             return True
     return False
 
@@ -44,16 +48,16 @@ def mnist_data_root() -> Path:
     test split, ``ei_tutorial.data`` divides its 10,000 images into 8,000 training and 2,000
     held-out images.
     """
-    raw = os.environ.get("EI_TUTORIAL_DATA", "").strip()
-    if not raw:
+    root = data_dir()
+    if root is None:
         pytest.skip(
             "EI_TUTORIAL_DATA is unset; point it at a folder with the MNIST IDX files in mnist/ "
             "(scripts/run-tests.sh sets it to ../shared/data when that exists)"
         )
-    root = Path(raw).expanduser().resolve()
     if not _has_mnist_test_split(root):
+        folders = " or ".join(f"{folder}/" for folder in _local_mnist_folders(root))
         pytest.skip(
-            f"EI_TUTORIAL_DATA={raw} has no MNIST test split: expected {' and '.join(MNIST_TEST_FILES)} "
-            f"(optionally .gz) in {' or '.join(f'{folder}/' for folder in MNIST_FOLDERS)}"
+            f"EI_TUTORIAL_DATA={root} has no MNIST test split: expected {' and '.join(MNIST_TEST_FILES)} "
+            f"(optionally .gz) in {folders}"
         )
     return root
