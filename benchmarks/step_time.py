@@ -341,6 +341,25 @@ def _ratio(value: Optional[float]) -> str:
     return "" if value is None else f"{value:.2f}"
 
 
+# (row key, label, target) of the E-I ratios that ei_summary reports.
+SUMMARY_RATIOS = (
+    ("time_vs_bn", "step time / BN", 1.3),
+    ("time_vs_snntorch_bn", "step time / snnTorch BN", 1.3),
+    ("memory_vs_bn", "peak memory / BN", 1.5),
+)
+
+
+def ei_summary(rows: list[dict]) -> Optional[str]:
+    """Return one sentence with the range of each E-I ratio over the VGG rows, or None without such rows."""
+    ei_rows = [row for row in rows if row["variant"] == "ei" and row["arch"].startswith("vgg")]
+    parts = []
+    for key, label, target in SUMMARY_RATIOS:
+        values = [row[key] for row in ei_rows if row.get(key) is not None]
+        if values:
+            parts.append(f"{label} {min(values):.2f} to {max(values):.2f} (target at most {target})")
+    return "E-I VGG rows: " + "; ".join(parts) + "." if parts else None
+
+
 def markdown_table(result: dict) -> str:
     config = result["config"]
     lines = [
@@ -366,6 +385,9 @@ def markdown_table(result: dict) -> str:
         "Ratios are medians over rounds of the ratio between two steps of the same round. "
         f"Peak memory: {result['memory_method'] or 'not measured'}.",
     ]
+    summary = ei_summary(result["rows"])
+    if summary is not None:
+        lines += ["", summary]
     return "\n".join(lines) + "\n"
 
 

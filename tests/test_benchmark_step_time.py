@@ -58,6 +58,26 @@ def test_paired_ratio_is_median_of_round_ratios(step_time):
     assert step_time.paired_ratio(None, [1.0]) is None
 
 
+def test_ei_summary_ranges_vgg_rows(step_time):
+    rows = [
+        {"arch": "vgg8", "variant": "ei", "time_vs_bn": 1.21, "time_vs_snntorch_bn": 0.9, "memory_vs_bn": 1.3},
+        {"arch": "vgg11", "variant": "ei", "time_vs_bn": 1.34, "time_vs_snntorch_bn": 1.1, "memory_vs_bn": None},
+        # Neither an MLP row nor a batch-norm row counts.
+        {"arch": "mlp", "variant": "ei", "time_vs_bn": 1.9, "time_vs_snntorch_bn": 2.0, "memory_vs_bn": 1.7},
+        {"arch": "vgg8", "variant": "bn", "time_vs_bn": 1.0, "time_vs_snntorch_bn": 0.5, "memory_vs_bn": 1.0},
+    ]
+    summary = step_time.ei_summary(rows)
+    assert summary == (
+        "E-I VGG rows: step time / BN 1.21 to 1.34 (target at most 1.3); "
+        "step time / snnTorch BN 0.90 to 1.10 (target at most 1.3); "
+        "peak memory / BN 1.30 to 1.30 (target at most 1.5)."
+    )
+
+
+def test_ei_summary_without_vgg_rows(step_time):
+    assert step_time.ei_summary([{"arch": "mlp", "variant": "ei", "time_vs_bn": 1.5}]) is None
+
+
 def test_write_atomically_leaves_no_temporary(step_time, tmp_path):
     target = tmp_path / "results" / "latest.json"
     step_time.write_atomically(target, json.dumps({"a": 1}))

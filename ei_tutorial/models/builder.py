@@ -45,8 +45,8 @@ def build_model(
     Every model takes time-first input and returns logits, the time average of its
     readout layer's output. The E-I variant still needs :func:`ei_tutorial.ei_init_` on
     a batch of training data before training (:func:`ei_tutorial.training.train` does it).
-    The shipped configs (``ei_tutorial/configs``) train it with SGD and a one-epoch linear
-    learning-rate warm-up, at a peak of 0.02 (MLP) or 0.05 (VGG-8). Without the warm-up,
+    The shipped configs (``ei_tutorial/configs``) train it with SGD and a linear
+    learning-rate warm-up (their ``lr`` and ``warmup_epochs`` keys). Without the warm-up,
     in a short test of a full-width E-I VGG-8 on MNIST (SGD, momentum 0.9, batch 32), a
     learning rate of 0.002 lowered the loss within 60 steps where 0.005 and 0.02 did not.
 
