@@ -223,7 +223,7 @@ def test_linear_currents_match_torch_ops(fused, scale):
     w_ei = scale * p["weight_ei"]
     i_sub = r_i @ w_ei.T
     i_div = (r_i * p["gain_i"]) @ w_ei.T
-    assert (i_div > 0).all()  # no zero divisor, so the formula holds without stabilisation
+    assert (i_div > 0).all()  # no zero divisor, so the formula needs no stabilisation
     current = p["gain_e"] * (i_ee - i_sub) / i_div + p["bias"]
 
     assert currents.r_i.shape == (3, 5, 2)
@@ -246,7 +246,7 @@ def test_conv_currents_match_torch_ops(fused, time_first):
     w_ei = scale * p["weight_ei"]
     i_sub = torch.einsum("ek,nkhw->nehw", w_ei, r_i)
     i_div = torch.einsum("ek,nkhw->nehw", w_ei, r_i * p["gain_i"][:, None, None])
-    assert (i_div > 0).all()  # no zero divisor, so the formula holds without stabilisation
+    assert (i_div > 0).all()  # no zero divisor, so the formula needs no stabilisation
     per_channel = lambda v: v[:, None, None]
     current = per_channel(p["gain_e"]) * (i_ee - i_sub) / i_div + per_channel(p["bias"])
     if time_first:

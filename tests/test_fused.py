@@ -97,7 +97,7 @@ def test_fused_matches_reference_with_negative_divisor(order):
 @pytest.mark.parametrize("order", ORDERS)
 @pytest.mark.parametrize("name", ["linear", "conv"])
 def test_zero_gains_match_reference(name, order):
-    # Dale's projection clamps negative gains to exactly zero; the partial and folded
+    # Dale's projection clamps negative gains to exactly zero. The partial and folded
     # orders fold g_E into the drive's weights, so their g_E gradient comes from there.
     make, shape, conv = LAYERS[name]
     reference = randomise_(make(fused=False, scale_ei_grad=False))
@@ -216,7 +216,7 @@ def test_order_costs_count_multiply_adds():
     assert choose_order(64, 16, 9, 100352, input_grad=False) == "folded"
 
 
-def test_choose_order_prefers_partial_when_rows_outnumber_fan_in():
+def test_choose_order_per_layer_size():
     # Second VGG convolution at B = 32, T = 4: 25088 rows, d = 64 * 9 = 576, n_E n_I = 4096.
     # mixed 3*25088*160*576 + 6*25088*4096 = 7552892928 exceeds
     # partial 3*25088*160*576 + 3*25088*4096 + 3*576*4096 = 7251689472.
