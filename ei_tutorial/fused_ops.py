@@ -21,6 +21,8 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
+from ei_tutorial.taps import embed_tap, single_tap, tap_matrices
+
 # (stride, padding) of a convolution, or None for a linear map.
 ConvGeometry = Optional[tuple[tuple[int, int], tuple[int, int]]]
 
@@ -189,7 +191,8 @@ def drive(
     A linear map writes each block's product into its own columns, so its weights are
     never copied. A convolution runs once with the kernels stacked (``stacked`` when
     given, else a copy), and its rows are a view of its channels-last output (the reshape
-    copies for any other memory format).
+    copies for any other memory format). A convolution over a single pixel is the linear
+    map of its one kernel tap (:func:`~ei_tutorial.taps.single_tap`).
     """
     if conv is None:
         inputs = x.reshape(-1, x.shape[-1])
@@ -197,6 +200,10 @@ def drive(
         for block, columns in zip(blocks, rows.split([block.shape[0] for block in blocks], dim=1)):
             torch.mm(inputs, block.t(), out=columns)
         return rows, (*x.shape[:-1], rows.shape[1])
+    tap = single_tap(x.shape[-2:], blocks[0].shape[-2:], *conv)
+    if tap is not None:
+        rows, _ = drive(x.flatten(1), tap_matrices(blocks, tap), None)
+        return rows, (x.shape[0], 1, 1, rows.shape[1])
     weight = torch.cat(blocks) if stacked is None else stacked
     out = F.conv2d(x, weight, stride=conv[0], padding=conv[1])
     batch, channels, height, width = out.shape
@@ -217,6 +224,13 @@ def drive_backward(
             if needs_x:
                 grad_x = torch.mm(grad_block, block) if grad_x is None else grad_x.addmm_(grad_block, block)
             grad_blocks.append(torch.mm(grad_block.t(), inputs) if needs_weights else None)
+        return (None if grad_x is None else grad_x.view(x.shape)), grad_blocks
+    tap = single_tap(x.shape[-2:], blocks[0].shape[-2:], *conv)
+    if tap is not None:
+        grad_x, grad_taps = drive_backward(
+            grad_rows, x.flatten(1), tap_matrices(blocks, tap), None, shape, needs_x, needs_weights
+        )
+        grad_blocks = [None if g is None else embed_tap(g, block, tap) for g, block in zip(grad_taps, blocks)]
         return (None if grad_x is None else grad_x.view(x.shape)), grad_blocks
     grad_out = grad_rows.view(shape).permute(0, 3, 1, 2)
     grad_x, grad_weight, _ = torch.ops.aten.convolution_backward(

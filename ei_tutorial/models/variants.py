@@ -10,6 +10,10 @@
   batch normalization.
 - ``"plain"``: ``nn.Linear`` or ``nn.Conv2d`` with bias and PyTorch's default
   initialisation, no normalization; an ``nn.Linear`` readout. No ``layer_kwargs``.
+
+The convolutions of ``"bn"`` and ``"plain"`` are :class:`~ei_tutorial.taps.Conv2d`,
+``nn.Conv2d`` computing a convolution over one pixel as a matrix product, as the fused
+E-I path does.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import logging
 from torch import nn
 
 from ei_tutorial.models.layers import TimeDistributed
+from ei_tutorial.taps import Conv2d
 from ei_tutorial.models.registry import register_neuron, register_variant
 
 logger = logging.getLogger(__name__)
@@ -118,9 +123,9 @@ def bn_linear_block(in_features: int, out_features: int, **layer_kwargs) -> nn.M
 def bn_conv_block(
     in_channels: int, out_channels: int, kernel_size: int, stride: int, padding: int, **layer_kwargs
 ) -> nn.Module:
-    """Return a bias-free ``nn.Conv2d`` and ``nn.BatchNorm2d`` applied to ``[T * B, C, H, W]``."""
+    """Return a bias-free :class:`~ei_tutorial.taps.Conv2d` and ``nn.BatchNorm2d`` applied to ``[T * B, C, H, W]``."""
     _reject_unknown("bn", layer_kwargs, _BN_KWARGS)
-    conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding, bias=False)
+    conv = Conv2d(in_channels, out_channels, kernel_size, stride, padding, bias=False)
     return TimeDistributed(nn.Sequential(conv, nn.BatchNorm2d(out_channels, **layer_kwargs)))
 
 
@@ -142,9 +147,9 @@ def plain_linear_block(in_features: int, out_features: int, **layer_kwargs) -> n
 def plain_conv_block(
     in_channels: int, out_channels: int, kernel_size: int, stride: int, padding: int, **layer_kwargs
 ) -> nn.Module:
-    """Return ``nn.Conv2d(...)`` with bias, applied to ``[T * B, C, H, W]``."""
+    """Return :class:`~ei_tutorial.taps.Conv2d` (``nn.Conv2d`` with bias) applied to ``[T * B, C, H, W]``."""
     _reject_unknown("plain", layer_kwargs, ())
-    return TimeDistributed(nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding))
+    return TimeDistributed(Conv2d(in_channels, out_channels, kernel_size, stride, padding))
 
 
 def plain_readout(in_features: int, num_classes: int, **layer_kwargs) -> nn.Module:

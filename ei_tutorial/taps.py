@@ -1,0 +1,98 @@
+r"""Convolutions over a single pixel, computed as matrix products.
+
+Deep VGG layers on 28x28 MNIST images receive feature maps of one pixel: after four 2x2
+poolings, 28 -> 14 -> 7 -> 3 -> 1. A 3x3 convolution with padding 1 on a 1x1 input has
+one output pixel, and eight of its nine kernel taps multiply the zero padding. The output
+is then the centre tap's matrix times the input channels,
+
+.. math::
+
+    y[n, o] = \sum_c W[o, c, p_h, p_w]\, x[n, c, 0, 0] + b[o],
+
+with ``(p_h, p_w)`` the padding, and the gradient of every other tap is exactly zero. A
+matrix product does a ninth of the convolution's multiply-adds, forward and backward,
+with the same result up to float rounding.
+
+:class:`Conv2d` is ``nn.Conv2d`` with this shortcut; :func:`single_tap` returns the tap
+where it applies. The fused E-I path (:func:`ei_tutorial.fused_ops.drive`) uses the same test.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+
+def _pair(value) -> tuple[int, int]:
+    return tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+
+
+def single_tap(
+    input_size: tuple[int, int], kernel_size, stride, padding, dilation=1
+) -> Optional[tuple[int, int]]:
+    """Return the only kernel tap that meets the input, or None when more than one does.
+
+    That tap exists when the input is one pixel (``input_size == (1, 1)``), the output is
+    one pixel, and the padding is smaller than the kernel along both axes: the output
+    pixel then receives the input through tap ``(padding_h, padding_w)`` alone.
+
+    Args:
+        input_size: ``(H, W)`` of the input feature map.
+        kernel_size, stride, padding, dilation: As in ``nn.Conv2d`` (integer or pair;
+            padding as numbers, not as a string).
+
+    Returns:
+        ``(row, column)`` of the tap, or None.
+    """
+    if tuple(input_size) != (1, 1) or isinstance(padding, str):
+        return None
+    kernel, step, pad, spread = map(_pair, (kernel_size, stride, padding, dilation))
+    if spread != (1, 1):
+        return None
+    for k, s, p in zip(kernel, step, pad):
+        # One output pixel: (1 + 2p - k) // s + 1 == 1; the tap p must lie inside the kernel.
+        if not (0 <= p < k and 0 <= 1 + 2 * p - k < s):
+            return None
+    return pad
+
+
+class Conv2d(nn.Conv2d):
+    """``nn.Conv2d`` that computes a convolution over a single pixel as a matrix product.
+
+    Takes the same arguments and has the same parameters as ``nn.Conv2d``, so state
+    dicts and ``isinstance(m, nn.Conv2d)`` checks are unchanged. Where
+    :func:`single_tap` finds one tap for the input (a 1x1 feature map, zero padding, one
+    group), the output is that tap's matrix times the input and the other taps get zero
+    gradients; on every other input it calls ``nn.Conv2d``'s convolution.
+
+    Shape:
+        - Input: ``[N, C_in, H, W]``.
+        - Output: ``[N, C_out, H', W']`` as for ``nn.Conv2d``.
+    """
+
+    def _conv_forward(self, input: Tensor, weight: Tensor, bias: Optional[Tensor]) -> Tensor:
+        tap = None
+        if input.dim() == 4 and self.groups == 1 and self.padding_mode == "zeros":
+            tap = single_tap(input.shape[-2:], self.kernel_size, self.stride, self.padding, self.dilation)
+        if tap is None:
+            return super()._conv_forward(input, weight, bias)
+        if input.shape[1] != self.in_channels:
+            # nn.Conv2d's own error names the expected and the given channels.
+            return super()._conv_forward(input, weight, bias)
+        out = F.linear(input.flatten(1), weight[:, :, tap[0], tap[1]], bias)
+        return out[:, :, None, None]
+
+
+def tap_matrices(blocks: tuple[Tensor, ...], tap: tuple[int, int]) -> tuple[Tensor, ...]:
+    """Return the ``[out, C]`` matrix of tap ``tap`` of each kernel ``[out, C, kh, kw]`` (views)."""
+    return tuple(block[:, :, tap[0], tap[1]] for block in blocks)
+
+
+def embed_tap(grad: Tensor, like: Tensor, tap: tuple[int, int]) -> Tensor:
+    """Return a zero gradient shaped and laid out like kernel ``like``, with ``grad`` at tap ``tap``."""
+    full = torch.zeros_like(like, memory_format=torch.preserve_format)
+    full[:, :, tap[0], tap[1]] = grad
+    return full

@@ -1,0 +1,94 @@
+"""Tests for convolutions over a single pixel (ei_tutorial.taps)."""
+
+import pytest
+import torch
+from torch import nn
+
+from ei_tutorial.models import build_model
+from ei_tutorial.taps import Conv2d, embed_tap, single_tap
+
+
+@pytest.mark.parametrize(
+    "input_size, kernel, stride, padding, expected",
+    [
+        ((1, 1), 3, 1, 1, (1, 1)),  # 3x3 "same" convolution on one pixel: the centre tap
+        ((1, 1), 3, 2, 1, (1, 1)),  # stride 2 still gives one output pixel
+        ((1, 1), 5, 1, 2, (2, 2)),
+        ((1, 1), (3, 5), 1, (1, 2), (1, 2)),
+        ((1, 1), 1, 1, 0, (0, 0)),  # a 1x1 convolution is its only tap
+        ((1, 1), 3, 1, 0, None),  # kernel larger than the padded input: no output
+        ((1, 1), 3, 1, 2, None),  # padding 2 gives a 3x3 output, seen through three taps
+        ((1, 1), 3, 1, 3, None),  # padding beyond the kernel: the tap lies outside it
+        ((2, 2), 3, 1, 1, None),
+        ((1, 2), 3, 1, 1, None),
+        ((1, 1), 3, 1, "same", None),
+    ],
+)
+def test_single_tap_cases(input_size, kernel, stride, padding, expected):
+    assert single_tap(input_size, kernel, stride, padding) == expected
+
+
+def test_single_tap_rejects_dilation():
+    assert single_tap((1, 1), 3, 1, 1, dilation=2) is None
+
+
+def test_embed_tap_places_gradient_and_keeps_layout():
+    like = torch.empty(4, 3, 3, 3).contiguous(memory_format=torch.channels_last)
+    grad = torch.arange(12.0).view(4, 3)
+    full = embed_tap(grad, like, (1, 2))
+    assert full.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(full[:, :, 1, 2], grad)
+    assert float(full.abs().sum()) == float(grad.sum())
+
+
+@pytest.mark.parametrize("kernel, stride, padding, bias", [(3, 1, 1, True), (3, 2, 1, False), (5, 1, 2, True)])
+def test_conv2d_matches_nn_conv2d_on_one_pixel(kernel, stride, padding, bias):
+    torch.manual_seed(0)
+    reference = nn.Conv2d(7, 5, kernel, stride, padding, bias=bias).double()
+    conv = Conv2d(7, 5, kernel, stride, padding, bias=bias).double()
+    conv.load_state_dict(reference.state_dict())
+    x = torch.randn(6, 7, 1, 1, dtype=torch.float64)
+    x_ref, x_tap = x.clone().requires_grad_(), x.clone().requires_grad_()
+    out_ref, out_tap = reference(x_ref), conv(x_tap)
+    assert out_tap.shape == out_ref.shape == (6, 5, 1, 1)
+    torch.testing.assert_close(out_tap, out_ref, rtol=1e-12, atol=1e-12)
+    weight = torch.randn(out_ref.shape, dtype=torch.float64)
+    grads_ref = torch.autograd.grad((out_ref * weight).sum(), [x_ref, *reference.parameters()])
+    grads_tap = torch.autograd.grad((out_tap * weight).sum(), [x_tap, *conv.parameters()])
+    for ref, tap in zip(grads_ref, grads_tap):
+        torch.testing.assert_close(tap, ref, rtol=1e-12, atol=1e-12)
+    # Only the tap at the padding offset meets the input, so only it gets a gradient.
+    grad_weight = grads_tap[1]
+    others = grad_weight.clone()
+    others[:, :, padding, padding] = 0.0
+    assert float(others.abs().max()) == 0.0
+    assert float(grad_weight[:, :, padding, padding].abs().min()) > 0.0
+
+
+@pytest.mark.parametrize("shape, groups", [((2, 4, 3, 3), 1), ((2, 4, 1, 1), 2)])
+def test_conv2d_falls_back_to_nn_conv2d(shape, groups):
+    torch.manual_seed(1)
+    reference = nn.Conv2d(4, 6, 3, 1, 1, groups=groups)
+    conv = Conv2d(4, 6, 3, 1, 1, groups=groups)
+    conv.load_state_dict(reference.state_dict())
+    x = torch.randn(shape)
+    torch.testing.assert_close(conv(x), reference(x), rtol=0, atol=0)
+
+
+def test_conv2d_wrong_channels_raises_like_nn_conv2d():
+    conv = Conv2d(4, 6, 3, 1, 1)
+    with pytest.raises(RuntimeError, match="expected input.*to have 4 channels, but got 3"):
+        conv(torch.randn(2, 3, 1, 1))
+
+
+def test_conv2d_keeps_nn_conv2d_state_dict():
+    conv = Conv2d(4, 6, 3, padding=1)
+    assert isinstance(conv, nn.Conv2d)
+    assert set(conv.state_dict()) == set(nn.Conv2d(4, 6, 3, padding=1).state_dict())
+
+
+@pytest.mark.parametrize("variant", ["bn", "plain"])
+def test_vgg_baselines_use_the_one_pixel_conv(variant):
+    model = build_model("vgg8", variant, in_channels=1, image_size=28)
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    assert convs and all(isinstance(m, Conv2d) for m in convs)
