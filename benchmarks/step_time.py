@@ -63,6 +63,7 @@ sys.path.insert(0, str(REPO_ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from ei_tutorial import attach_dale_projection, ei_init_, input_checks  # noqa: E402
+from ei_tutorial.data import direct_encode  # noqa: E402
 from ei_tutorial.models import build_model  # noqa: E402
 from snntorch_baseline import build_snntorch_model  # noqa: E402
 
@@ -168,16 +169,15 @@ class Setup:
 
 
 def make_inputs(batch: int, args: argparse.Namespace, device: torch.device, channels_last: bool) -> torch.Tensor:
-    """Return a fixed input ``[T, B, C, H, W]`` with pixel values in [0, 1)."""
-    steps, size = args.time_steps, args.image_size
-    images = torch.rand(batch, args.channels, size, size, device=device)
+    """Return a fixed input ``[T, B, C, H, W]`` with pixel values in [0, 1).
+
+    The images are repeated over time by :func:`ei_tutorial.data.direct_encode`, the
+    view that the trainer feeds its models, so layers that compute a repeated input once
+    (:mod:`ei_tutorial.repeats`) do so here too.
+    """
+    images = torch.rand(batch, args.channels, args.image_size, args.image_size, device=device)
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
-    # Folding T into the batch gives a [T * B, C, H, W] view in this memory format.
-    folded = torch.empty(steps * batch, args.channels, size, size, device=device, memory_format=memory_format)
-    inputs = folded.unflatten(0, (steps, batch))
-    # Direct encoding repeats the image at every time step, as ei_tutorial.data.direct_encode does.
-    inputs.copy_(images.expand(steps, *images.shape))
-    return inputs
+    return direct_encode(images.contiguous(memory_format=memory_format), args.time_steps)
 
 
 # --- timing ----------------------------------------------------------------------------

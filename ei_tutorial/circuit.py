@@ -43,6 +43,7 @@ from ei_tutorial.ei_init import InputStatistics, init_ei_parameters_
 from ei_tutorial.ei_prop import ei_combine_reference, ei_divide, scale_grad
 from ei_tutorial.fused import ei_circuit
 from ei_tutorial.fused_ops import stacked_view
+from ei_tutorial.repeats import repeat_first_dim, repeats_first_dim
 from ei_tutorial.validation import check_ei_input
 
 # Statistics of Bernoulli spikes at a 20% rate: the default initialisation assumes them
@@ -154,6 +155,9 @@ class EILayer(nn.Module):
         return InputStatistics.from_features(self._features(x))
 
     def forward(self, x: Tensor) -> Tensor:
+        if repeats_first_dim(x):
+            # The same input at every step (direct encoding): one pass, repeated as a view.
+            return repeat_first_dim(self.forward(x[:1]), x.shape[0])
         x, unfold = self._prepare(x)
         weight_ei = self._mixing_weight()
         if self._takes_fused_path(x):

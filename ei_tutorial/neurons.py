@@ -140,6 +140,20 @@ def lif_step(
     return z, h - v_th * reset
 
 
+def _empty_steps(current: Tensor) -> Tensor:
+    """Return an uninitialised tensor shaped like ``current`` whose every step has the memory layout of ``current[0]``.
+
+    ``torch.empty_like`` would return a contiguous tensor for a current repeated over
+    time (a time dimension of stride 0), and a channels-last step would then turn into
+    a contiguous one.
+    """
+    if current.stride(0) != 0:
+        return torch.empty_like(current)
+    step = torch.empty_like(current[0])
+    flat = current.new_empty(current.shape[0] * step.numel())
+    return flat.as_strided(current.shape, (step.numel(), *step.stride()))
+
+
 class LIFMultistepFunction(torch.autograd.Function):
     """LIF neurons over all time steps as one autograd node, with the reset detached.
 
@@ -159,9 +173,9 @@ class LIFMultistepFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(current, v0, leak, v_th, spike_fn, return_v):
-        spikes = torch.empty_like(current)
-        shifted = torch.empty_like(current)
-        v_trace = torch.empty_like(current) if return_v else None
+        spikes = _empty_steps(current)
+        shifted = _empty_steps(current)
+        v_trace = _empty_steps(current) if return_v else None
         v = v0
         for t in range(current.shape[0]):
             # h = leak * v + i in two roundings, as lif_step computes it.

@@ -12,6 +12,8 @@ from typing import Callable
 
 from torch import Tensor, nn
 
+from ei_tutorial.repeats import repeat_first_dim, repeats_first_dim
+
 
 def check_time_first(x: Tensor, min_dim: int, module_name: str) -> None:
     """Raise unless ``x`` is a tensor with a leading time dimension and at least ``min_dim`` dims.
@@ -37,20 +39,34 @@ class TimeDistributed(nn.Module):
 
     Args:
         module: Module taking ``[N, ...]`` and returning ``[N, ...]`` with the same ``N``.
+        once_for_repeats: When the input repeats one tensor over time (a time dimension
+            of stride 0, as :func:`ei_tutorial.data.direct_encode` returns), run
+            ``module`` once on ``[B, ...]`` and repeat its output over time as a view
+            (:mod:`ei_tutorial.repeats`). That is exact for a module that acts on each
+            sample alone. Batch normalization gets the same batch statistics, but its
+            unbiased running variance counts ``B`` samples instead of ``T * B``. Leave
+            it False for modules that draw random numbers, such as dropout, whose draws
+            would then repeat over time.
 
     Shape:
         - Input: ``[T, B, ...]``.
         - Output: ``[T, B, ...]``, the module's output for the folded ``[T * B, ...]``.
     """
 
-    def __init__(self, module: nn.Module) -> None:
+    def __init__(self, module: nn.Module, once_for_repeats: bool = False) -> None:
         super().__init__()
         self.module = module
+        self.once_for_repeats = once_for_repeats
 
     def forward(self, x: Tensor) -> Tensor:
         check_time_first(x, 2, type(self.module).__name__)
+        if self.once_for_repeats and repeats_first_dim(x):
+            return repeat_first_dim(self.module(x[0]).unsqueeze(0), x.shape[0])
         steps, batch = x.shape[:2]
         return self.module(x.flatten(0, 1)).unflatten(0, (steps, batch))
+
+    def extra_repr(self) -> str:
+        return "once_for_repeats=True" if self.once_for_repeats else ""
 
 
 class SpikingLayer(nn.Module):

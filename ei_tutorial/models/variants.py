@@ -116,7 +116,8 @@ def bn_linear_block(in_features: int, out_features: int, **layer_kwargs) -> nn.M
     """Return a bias-free ``nn.Linear`` and ``nn.BatchNorm1d`` applied to ``[T * B, F]``."""
     _reject_unknown("bn", layer_kwargs, _BN_KWARGS)
     return TimeDistributed(
-        nn.Sequential(nn.Linear(in_features, out_features, bias=False), nn.BatchNorm1d(out_features, **layer_kwargs))
+        nn.Sequential(nn.Linear(in_features, out_features, bias=False), nn.BatchNorm1d(out_features, **layer_kwargs)),
+        once_for_repeats=True,
     )
 
 
@@ -126,7 +127,7 @@ def bn_conv_block(
     """Return a bias-free :class:`~ei_tutorial.taps.Conv2d` and ``nn.BatchNorm2d`` applied to ``[T * B, C, H, W]``."""
     _reject_unknown("bn", layer_kwargs, _BN_KWARGS)
     conv = Conv2d(in_channels, out_channels, kernel_size, stride, padding, bias=False)
-    return TimeDistributed(nn.Sequential(conv, nn.BatchNorm2d(out_channels, **layer_kwargs)))
+    return TimeDistributed(nn.Sequential(conv, nn.BatchNorm2d(out_channels, **layer_kwargs)), once_for_repeats=True)
 
 
 def bn_readout(in_features: int, num_classes: int, **layer_kwargs) -> nn.Module:
@@ -149,7 +150,7 @@ def plain_conv_block(
 ) -> nn.Module:
     """Return :class:`~ei_tutorial.taps.Conv2d` (``nn.Conv2d`` with bias) applied to ``[T * B, C, H, W]``."""
     _reject_unknown("plain", layer_kwargs, ())
-    return TimeDistributed(Conv2d(in_channels, out_channels, kernel_size, stride, padding))
+    return TimeDistributed(Conv2d(in_channels, out_channels, kernel_size, stride, padding), once_for_repeats=True)
 
 
 def plain_readout(in_features: int, num_classes: int, **layer_kwargs) -> nn.Module:
