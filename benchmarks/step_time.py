@@ -91,8 +91,8 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     parser.add_argument("--channels", type=int, default=1,
                         help="input channels (default: 1, as MNIST; 3 for CIFAR-10)")
 
-    parser.add_argument("--rounds", type=int, default=11,
-                        help="timed rounds; each round runs one step of every variant (default: 11)")
+    parser.add_argument("--rounds", type=int, default=21,
+                        help="timed rounds; each round runs one step of every variant (default: 21)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps per variant first (default: 2)")
     parser.add_argument("--memory-format", choices=("channels_last", "contiguous"), default="channels_last",
                         help="memory format of the convolution networks' inputs and kernels for every "
