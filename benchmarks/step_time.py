@@ -54,9 +54,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Optional
 
-import torch
-import torch.nn.functional as F
-from torch import nn
+# The memory measurement starts torch.profiler once per variant. Its Kineto back end logs
+# every start and stop on stderr unless its log level is raised before torch loads.
+os.environ.setdefault("KINETO_LOG_LEVEL", "6")
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from torch import nn  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import gzip
 import logging
-import os
 import shutil
-from pathlib import Path
 
 import pytest
 import torch
@@ -15,28 +13,18 @@ from torch.utils.data import TensorDataset
 
 from ei_tutorial import data
 
-SHARED_DATA = os.environ.get("EI_TUTORIAL_DATA", "")
-needs_mnist = pytest.mark.skipif(
-    not SHARED_DATA or not (Path(SHARED_DATA) / "mnist").is_dir(),
-    reason="EI_TUTORIAL_DATA is unset or has no mnist/ folder; point it at a folder with the "
-    "MNIST IDX files (scripts/run-tests.sh sets it to ../shared/data when that exists)",
-)
-
-
 @pytest.fixture
-def shared_mnist(monkeypatch, tmp_path):
+def shared_mnist(monkeypatch, tmp_path, mnist_data_root):
     """Point the loader at the real MNIST files and an empty, private cache."""
-    monkeypatch.setenv("EI_TUTORIAL_DATA", SHARED_DATA)
+    monkeypatch.setenv("EI_TUTORIAL_DATA", str(mnist_data_root))
     monkeypatch.setenv("EI_TUTORIAL_CACHE", str(tmp_path / "cache"))
-    # The loader resolves symbolic links, so messages name the resolved folder.
-    return Path(SHARED_DATA).resolve() / "mnist"
+    # mnist_data_root is resolved, as the folders that the loader's messages name.
+    return mnist_data_root / "mnist"
 
 
 @pytest.fixture(scope="module")
-def mnist_split():
+def mnist_split(mnist_data_root):
     """Load the real MNIST test split once for the read-only checks below."""
-    if not SHARED_DATA:
-        pytest.skip("EI_TUTORIAL_DATA is unset")
     return data.load_datasets("mnist")
 
 
@@ -58,7 +46,6 @@ def test_unknown_dataset_lists_valid_names():
         assert name in message
 
 
-@needs_mnist
 def test_mnist_test_only_split_sizes(mnist_split):
     train, heldout = mnist_split
     assert isinstance(train, TensorDataset)
@@ -66,7 +53,6 @@ def test_mnist_test_only_split_sizes(mnist_split):
     assert len(heldout) == 2000
 
 
-@needs_mnist
 def test_mnist_values_and_labels(mnist_split):
     for part in mnist_split:
         images, labels = part.tensors
@@ -78,7 +64,6 @@ def test_mnist_values_and_labels(mnist_split):
         assert set(labels.unique().tolist()) == set(range(10))
 
 
-@needs_mnist
 def test_mnist_split_covers_test_set_once(mnist_split, shared_mnist):
     train, heldout = mnist_split
     raw = data.read_idx(shared_mnist / "t10k-images-idx3-ubyte.gz")
@@ -88,7 +73,6 @@ def test_mnist_split_covers_test_set_once(mnist_split, shared_mnist):
     assert sorted(map(bytes, combined.flatten(1).numpy())) == sorted(map(bytes, raw.flatten(1).numpy()))
 
 
-@needs_mnist
 def test_mnist_split_deterministic(mnist_split, shared_mnist):
     again_train, again_heldout = data.load_datasets("mnist")
     train, heldout = mnist_split
@@ -96,7 +80,6 @@ def test_mnist_split_deterministic(mnist_split, shared_mnist):
     assert torch.equal(again_heldout.tensors[1], heldout.tensors[1])
 
 
-@needs_mnist
 def test_mnist_split_logs_warning(shared_mnist, caplog):
     with caplog.at_level(logging.WARNING, logger="ei_tutorial.data"):
         data.load_datasets("mnist")
@@ -107,7 +90,6 @@ def test_mnist_split_logs_warning(shared_mnist, caplog):
     assert str(shared_mnist) in messages[0]
 
 
-@needs_mnist
 def test_mnist_reads_without_writing(shared_mnist, tmp_path):
     before = sorted(path.name for path in shared_mnist.iterdir())
     data.load_datasets("mnist")
@@ -115,7 +97,6 @@ def test_mnist_reads_without_writing(shared_mnist, tmp_path):
     assert not (tmp_path / "cache").exists()
 
 
-@needs_mnist
 def test_mnist_torchvision_layout_full_split(monkeypatch, tmp_path, shared_mnist):
     # A torchvision-style folder with both splits, the train files un-gzipped.
     raw = tmp_path / "local" / "MNIST" / "raw"
@@ -132,7 +113,6 @@ def test_mnist_torchvision_layout_full_split(monkeypatch, tmp_path, shared_mnist
     assert torch.equal(train.tensors[0], heldout.tensors[0])
 
 
-@needs_mnist
 def test_make_loaders_batches_and_seed(shared_mnist):
     train_a, heldout = data.make_loaders("mnist", 32, seed=3)
     train_b, _ = data.make_loaders("mnist", 32, seed=3)
@@ -144,7 +124,6 @@ def test_make_loaders_batches_and_seed(shared_mnist):
     assert len(heldout.dataset) == 2000
 
 
-@needs_mnist
 def test_make_loaders_train_size_subset(shared_mnist):
     train_a, heldout = data.make_loaders("mnist", 50, seed=1, train_size=500)
     train_b, _ = data.make_loaders("mnist", 50, seed=1, train_size=500)

@@ -1,7 +1,6 @@
 """Tests for E-I Init: the formulas, the balance it produces on MNIST, and its errors."""
 
 import math
-import os
 
 import pytest
 import torch
@@ -115,9 +114,7 @@ class DeepEINet(nn.Module):
 
 
 @pytest.fixture(scope="module")
-def mnist_images():
-    if not os.environ.get("EI_TUTORIAL_DATA"):
-        pytest.skip("EI_TUTORIAL_DATA is not set; point it at a folder holding MNIST")
+def mnist_images(mnist_data_root):
     from ei_tutorial.data import load_datasets
 
     train, heldout = load_datasets("mnist")

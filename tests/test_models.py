@@ -117,6 +117,19 @@ def test_mlp_rejects_wrong_feature_count():
         model(torch.rand(2, 3, 100))
 
 
+@pytest.mark.parametrize("arch, variant", [("vgg8", "ei"), ("vgg8", "bn"), ("resnet18", "ei")])
+def test_model_rejects_wrong_channel_count(arch, variant):
+    model = build_model(arch, variant, in_channels=1, image_size=28, widths=TINY_WIDTHS[arch])
+    with pytest.raises(ValueError, match=r"built for 1 input channels.*build_model\(\.\.\., in_channels=3\)"):
+        model(torch.rand(2, 2, 3, 28, 28))
+
+
+def test_vgg_rejects_wrong_image_size():
+    model = build_model("vgg8", "plain", in_channels=1, image_size=28, widths=[4] * 5)
+    with pytest.raises(ValueError, match=r"built for 28x28 images.*image_size=32"):
+        model(torch.rand(2, 2, 1, 32, 32))
+
+
 def test_logits_are_time_average_of_readout():
     model = build_model("mlp", "plain", widths=[8], image_size=4)
     outputs = []

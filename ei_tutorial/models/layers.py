@@ -8,7 +8,7 @@ recurrence steps through time.
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Optional
 
 from torch import Tensor, nn
 
@@ -29,6 +29,31 @@ def check_time_first(x: Tensor, min_dim: int, module_name: str) -> None:
             f"{module_name} expects time-first input with at least {min_dim} dimensions "
             f"([T, B, ...]), got shape {tuple(x.shape)}; repeat static images over time "
             "with ei_tutorial.data.direct_encode(images, T)"
+        )
+
+
+def check_image_input(x: Tensor, in_channels: int, image_size: Optional[int], module_name: str) -> None:
+    """Raise unless time-first images ``x`` ``[T, B, C, H, W]`` have the channels (and size) the model was built for.
+
+    Args:
+        x: The model's input, already checked by :func:`check_time_first`.
+        in_channels: ``C`` the model was built for.
+        image_size: ``H == W`` the model was built for, or None when any size fits.
+        module_name: The model's name in the message.
+
+    Raises:
+        ValueError: Naming the input's shape and the ``build_model`` argument to change.
+    """
+    channels, height, width = x.shape[-3:]
+    if channels != in_channels:
+        raise ValueError(
+            f"{module_name} was built for {in_channels} input channels, got input of shape "
+            f"{tuple(x.shape)}; build it with build_model(..., in_channels={channels})"
+        )
+    if image_size is not None and (height, width) != (image_size, image_size):
+        raise ValueError(
+            f"{module_name} was built for {image_size}x{image_size} images, got input of shape "
+            f"{tuple(x.shape)}; build it with build_model(..., image_size={height}) for square images"
         )
 
 

@@ -20,7 +20,7 @@ from typing import Sequence
 
 from torch import Tensor, nn
 
-from ei_tutorial.models.layers import Flatten, LayerFactory, TimeDistributed, check_time_first
+from ei_tutorial.models.layers import Flatten, LayerFactory, TimeDistributed, check_image_input, check_time_first
 
 RESNET18_WIDTHS = (64, 128, 256, 512)
 RESNET18_BLOCKS = (2, 2, 2, 2)
@@ -102,6 +102,7 @@ class SEWResNet18(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         check_time_first(x, 5, "SEWResNet18")
+        check_image_input(x, self.in_channels, None, "SEWResNet18")
         features = self.pool(self.stages(self.stem(x)))
         return self.readout(self.flatten(features)).mean(0)
 

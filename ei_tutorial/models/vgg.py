@@ -7,7 +7,7 @@ from typing import Sequence, Union
 
 from torch import Tensor, nn
 
-from ei_tutorial.models.layers import Flatten, LayerFactory, TimeDistributed, check_time_first
+from ei_tutorial.models.layers import Flatten, LayerFactory, TimeDistributed, check_image_input, check_time_first
 
 logger = logging.getLogger(__name__)
 
@@ -102,6 +102,7 @@ class SpikingVGG(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         check_time_first(x, 5, "SpikingVGG")
+        check_image_input(x, self.in_channels, self.image_size, "SpikingVGG")
         return self.readout(self.flatten(self.features(x))).mean(0)
 
     def extra_repr(self) -> str:
