@@ -157,6 +157,7 @@ class EILayer(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         if repeats_first_dim(x):
             # The same input at every step (direct encoding): one pass, repeated as a view.
+            self._check_shape(x)
             return repeat_first_dim(self.forward(x[:1]), x.shape[0])
         x, unfold = self._prepare(x)
         weight_ei = self._mixing_weight()
@@ -327,12 +328,15 @@ class EILinear(EILayer):
         self.weight_ie = nn.Parameter(torch.empty(self.n_i, in_features))
         self.reset_parameters()
 
-    def _prepare(self, x: Tensor):
-        check_ei_input(x, self)
+    def _check_shape(self, x: Tensor) -> None:
         if x.dim() < 1 or x.shape[-1] != self.in_features:
             raise ValueError(
                 f"EILinear expects input [..., {self.in_features}], got shape {tuple(x.shape)}"
             )
+
+    def _prepare(self, x: Tensor):
+        check_ei_input(x, self)
+        self._check_shape(x)
         return x, lambda out: out
 
     def _features(self, x: Tensor) -> Tensor:
@@ -444,13 +448,16 @@ class EIConv2d(EILayer):
         self._share_kernel_storage_()
         return self
 
-    def _prepare(self, x: Tensor):
-        check_ei_input(x, self)
+    def _check_shape(self, x: Tensor) -> None:
         if x.dim() not in (4, 5) or x.shape[-3] != self.in_channels:
             raise ValueError(
                 f"EIConv2d expects input [T, B, {self.in_channels}, H, W] or "
                 f"[N, {self.in_channels}, H, W], got shape {tuple(x.shape)}"
             )
+
+    def _prepare(self, x: Tensor):
+        check_ei_input(x, self)
+        self._check_shape(x)
         if x.dim() == 4:
             return x, lambda out: out
         t, b = x.shape[:2]

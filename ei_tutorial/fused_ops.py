@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-from ei_tutorial.taps import embed_tap, single_tap, tap_matrices
+from ei_tutorial.taps import embed_tap, pointwise_input, pointwise_input_backward, single_tap, tap_matrices
 
 # (stride, padding) of a convolution, or None for a linear map.
 ConvGeometry = Optional[tuple[tuple[int, int], tuple[int, int]]]
@@ -192,7 +192,8 @@ def drive(
     never copied. A convolution runs once with the kernels stacked (``stacked`` when
     given, else a copy), and its rows are a view of its channels-last output (the reshape
     copies for any other memory format). A convolution over a single pixel is the linear
-    map of its one kernel tap (:func:`~ei_tutorial.taps.single_tap`).
+    map of its one kernel tap (:func:`~ei_tutorial.taps.single_tap`), and a 1x1 kernel the
+    linear map of the pixels it reads (:func:`~ei_tutorial.taps.pointwise_input`).
     """
     if conv is None:
         inputs = x.reshape(-1, x.shape[-1])
@@ -204,6 +205,10 @@ def drive(
     if tap is not None:
         rows, _ = drive(x.flatten(1), tap_matrices(blocks, tap), None)
         return rows, (x.shape[0], 1, 1, rows.shape[1])
+    if blocks[0].shape[-2:] == (1, 1):
+        pixels = pointwise_input(x, *conv).permute(0, 2, 3, 1)
+        rows, _ = drive(pixels, tap_matrices(blocks, (0, 0)), None)
+        return rows, (*pixels.shape[:3], rows.shape[1])
     weight = torch.cat(blocks) if stacked is None else stacked
     out = F.conv2d(x, weight, stride=conv[0], padding=conv[1])
     batch, channels, height, width = out.shape
@@ -232,6 +237,14 @@ def drive_backward(
         )
         grad_blocks = [None if g is None else embed_tap(g, block, tap) for g, block in zip(grad_taps, blocks)]
         return (None if grad_x is None else grad_x.view(x.shape)), grad_blocks
+    if blocks[0].shape[-2:] == (1, 1):
+        pixels = pointwise_input(x, *conv).permute(0, 2, 3, 1)
+        grad_pixels, grad_taps = drive_backward(
+            grad_rows, pixels, tap_matrices(blocks, (0, 0)), None, shape, needs_x, needs_weights
+        )
+        if grad_pixels is not None:
+            grad_pixels = pointwise_input_backward(grad_pixels.permute(0, 3, 1, 2), x, *conv)
+        return grad_pixels, [None if g is None else g.view(block.shape) for g, block in zip(grad_taps, blocks)]
     grad_out = grad_rows.view(shape).permute(0, 3, 1, 2)
     grad_x, grad_weight, _ = torch.ops.aten.convolution_backward(
         grad_out, x, torch.cat(blocks) if stacked is None else stacked, None, conv[0], conv[1], (1, 1), False,

@@ -1,4 +1,4 @@
-r"""Convolutions over a single pixel, computed as matrix products.
+r"""Convolutions over a single pixel, and 1x1 convolutions, computed as matrix products.
 
 Deep VGG layers on 28x28 MNIST images receive feature maps of one pixel: after four 2x2
 poolings, 28 -> 14 -> 7 -> 3 -> 1. A 3x3 convolution with padding 1 on a 1x1 input has
@@ -13,8 +13,15 @@ with ``(p_h, p_w)`` the padding, and the gradient of every other tap is exactly 
 matrix product does a ninth of the convolution's multiply-adds, forward and backward,
 with the same result up to float rounding.
 
-:class:`Conv2d` is ``nn.Conv2d`` with this shortcut; :func:`single_tap` returns the tap
-where it applies. The fused E-I path (:func:`ei_tutorial.fused_ops.drive`) uses the same test.
+A convolution with a 1x1 kernel is a matrix product too, over the input pixels that its
+stride and padding select (:func:`pointwise_input`). With PyTorch 2.14 (oneDNN 3.12) on
+an AVX2 CPU, the weight gradient of a strided 1x1 convolution on channels-last tensors
+with 2 to 5 input channels wrote past the end of its buffer under valgrind. That
+corrupts the heap, and the process aborts later. The matrix product avoids that kernel.
+
+:class:`Conv2d` is ``nn.Conv2d`` with both shortcuts; :func:`single_tap` returns the tap
+where the first applies. The fused E-I path (:func:`ei_tutorial.fused_ops.drive`) uses
+the same tests.
 """
 
 from __future__ import annotations
@@ -59,14 +66,39 @@ def single_tap(
     return pad
 
 
+def pointwise_input(x: Tensor, stride: tuple[int, int], padding: tuple[int, int]) -> Tensor:
+    """Return the pixels of ``x`` ``[N, C, H, W]`` that a 1x1 kernel with this stride and padding reads.
+
+    The result ``[N, C, H', W']`` has the output's height and width, so the convolution is
+    the kernel's matrix times each of its pixels. It is a view of ``x`` when the padding
+    is zero, else of a zero-padded copy.
+    """
+    if any(padding):
+        x = F.pad(x, (padding[1], padding[1], padding[0], padding[0]))
+    return x[:, :, :: stride[0], :: stride[1]]
+
+
+def pointwise_input_backward(grad: Tensor, like: Tensor, stride: tuple[int, int], padding: tuple[int, int]) -> Tensor:
+    """Return the gradient with respect to ``like`` (the ``x`` of :func:`pointwise_input`) given that of its result."""
+    batch, channels, height, width = like.shape
+    size = (batch, channels, height + 2 * padding[0], width + 2 * padding[1])
+    full = torch.empty(size, dtype=grad.dtype, device=grad.device, memory_format=torch.channels_last).zero_()
+    full[:, :, :: stride[0], :: stride[1]] = grad
+    if not any(padding):
+        return full
+    cropped = full[:, :, padding[0] : padding[0] + height, padding[1] : padding[1] + width]
+    return cropped.contiguous(memory_format=torch.channels_last)
+
+
 class Conv2d(nn.Conv2d):
-    """``nn.Conv2d`` that computes a convolution over a single pixel as a matrix product.
+    """``nn.Conv2d`` that computes a convolution over a single pixel, or with a 1x1 kernel, as a matrix product.
 
     Takes the same arguments and has the same parameters as ``nn.Conv2d``, so state
-    dicts and ``isinstance(m, nn.Conv2d)`` checks are unchanged. Where
-    :func:`single_tap` finds one tap for the input (a 1x1 feature map, zero padding, one
-    group), the output is that tap's matrix times the input and the other taps get zero
-    gradients; on every other input it calls ``nn.Conv2d``'s convolution.
+    dicts and ``isinstance(m, nn.Conv2d)`` checks are unchanged. Both shortcuts need
+    zero padding mode and one group. Where :func:`single_tap` finds one tap for the input
+    (a 1x1 feature map), the output is that tap's matrix times the input, and the other
+    taps get zero gradients. A 1x1 kernel multiplies the pixels of
+    :func:`pointwise_input`. Every other convolution calls ``nn.Conv2d``'s.
 
     Shape:
         - Input: ``[N, C_in, H, W]``.
@@ -77,13 +109,22 @@ class Conv2d(nn.Conv2d):
         tap = None
         if input.dim() == 4 and self.groups == 1 and self.padding_mode == "zeros":
             tap = single_tap(input.shape[-2:], self.kernel_size, self.stride, self.padding, self.dilation)
-        if tap is None:
-            return super()._conv_forward(input, weight, bias)
-        if input.shape[1] != self.in_channels:
+        pointwise = (
+            tap is None
+            and input.dim() == 4
+            and self.kernel_size == (1, 1)
+            and self.groups == 1
+            and self.padding_mode == "zeros"
+            and not isinstance(self.padding, str)
+        )
+        if (tap is None and not pointwise) or input.shape[1] != self.in_channels:
             # nn.Conv2d's own error names the expected and the given channels.
             return super()._conv_forward(input, weight, bias)
-        out = F.linear(input.flatten(1), weight[:, :, tap[0], tap[1]], bias)
-        return out[:, :, None, None]
+        if tap is not None:
+            out = F.linear(input.flatten(1), weight[:, :, tap[0], tap[1]], bias)
+            return out[:, :, None, None]
+        pixels = pointwise_input(input, self.stride, self.padding).permute(0, 2, 3, 1)
+        return F.linear(pixels, weight[:, :, 0, 0], bias).permute(0, 3, 1, 2)
 
 
 def tap_matrices(blocks: tuple[Tensor, ...], tap: tuple[int, int]) -> tuple[Tensor, ...]:

@@ -35,6 +35,10 @@ LAYERS = {
     "conv_strided": (lambda **k: EIConv2d(2, 4, 3, stride=2, ei_ratio=2, **k), (3, 2, 9, 8), ((2, 2), (0, 0))),
     # One input pixel: the drive is the product with the centre tap of each kernel.
     "conv_one_pixel": (lambda **k: EIConv2d(6, 8, 3, padding=1, ei_ratio=4, **k), (5, 6, 1, 1), ((1, 1), (1, 1))),
+    # A 1x1 kernel: the drive is a product over the pixels that stride and padding select.
+    "conv_pointwise": (
+        lambda **k: EIConv2d(3, 8, 1, stride=2, padding=1, ei_ratio=4, **k), (4, 3, 6, 5), ((2, 2), (1, 1))
+    ),
 }
 
 
@@ -69,7 +73,7 @@ def test_fused_matches_reference(name, order):
 
 
 @pytest.mark.parametrize("order", ORDERS)
-@pytest.mark.parametrize("name", ["linear", "conv", "conv_one_pixel"])
+@pytest.mark.parametrize("name", ["linear", "conv", "conv_one_pixel", "conv_pointwise"])
 def test_fused_matches_reference_float64(name, order):
     out_ref, out_fused, grads_ref, grads_fused = reference_and_fused(name, order, dtype=torch.float64)
     torch.testing.assert_close(out_fused, out_ref, rtol=1e-12, atol=1e-12)
@@ -140,7 +144,7 @@ def test_all_zero_sample_gives_bias_and_no_gradient(order):
 
 
 @pytest.mark.parametrize("order", ORDERS)
-@pytest.mark.parametrize("name", ["linear", "conv_strided", "conv_one_pixel"])
+@pytest.mark.parametrize("name", ["linear", "conv_strided", "conv_one_pixel", "conv_pointwise"])
 def test_gradcheck_float64(name, order):
     make, shape, conv = LAYERS[name]
     layer = randomise_(make().double(), dtype=torch.float64)

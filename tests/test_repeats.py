@@ -128,3 +128,26 @@ def test_vgg_direct_encoding_matches_copies(variant):
     logits_copies.sum().backward()
     for (name, p), q in zip(model.named_parameters(), twin.parameters()):
         torch.testing.assert_close(p.grad, q.grad, rtol=1e-9, atol=1e-12, msg=name)
+
+
+def test_batch_norm_mlp_trains_on_one_repeated_sample():
+    # Batch norm in training needs more than one value per channel, so a batch of one
+    # sample runs over all time steps.
+    torch.manual_seed(6)
+    model = build_model("mlp", "bn", widths=(32, 16)).train()
+    twin = copy.deepcopy(model)
+    images = torch.rand(1, 1, 28, 28)
+    logits = model(direct_encode(images, 4))
+    torch.testing.assert_close(logits, twin(direct_encode(images, 4).contiguous()))
+
+
+@pytest.mark.parametrize(
+    "layer, images, expected",
+    [
+        (EILinear(10, 8), torch.rand(3, 12), r"got shape \(4, 3, 12\)"),
+        (EIConv2d(2, 8, 3), torch.rand(3, 5, 6, 6), r"got shape \(4, 3, 5, 6, 6\)"),
+    ],
+)
+def test_repeated_input_error_names_full_shape(layer, images, expected):
+    with pytest.raises(ValueError, match=expected):
+        layer(direct_encode(images, 4))

@@ -5,7 +5,8 @@ import torch
 from torch import nn
 
 from ei_tutorial.models import build_model
-from ei_tutorial.taps import Conv2d, embed_tap, single_tap
+from ei_tutorial import EIConv2d
+from ei_tutorial.taps import Conv2d, embed_tap, pointwise_input, pointwise_input_backward, single_tap
 
 
 @pytest.mark.parametrize(
@@ -92,3 +93,57 @@ def test_vgg_baselines_use_the_one_pixel_conv(variant):
     model = build_model("vgg8", variant, in_channels=1, image_size=28)
     convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
     assert convs and all(isinstance(m, Conv2d) for m in convs)
+
+
+@pytest.mark.parametrize("stride, padding", [(1, 0), (2, 0), (2, 1), ((1, 2), (1, 0))])
+def test_pointwise_input_matches_one_by_one_convolution(stride, padding):
+    # A 1x1 kernel of ones on one channel returns the pixels it reads.
+    x = torch.arange(2 * 1 * 5 * 6, dtype=torch.float64).view(2, 1, 5, 6)
+    ones = torch.ones(1, 1, 1, 1, dtype=torch.float64)
+    expected = torch.nn.functional.conv2d(x, ones, stride=stride, padding=padding)
+    pair = lambda v: v if isinstance(v, tuple) else (v, v)  # noqa: E731
+    torch.testing.assert_close(pointwise_input(x, pair(stride), pair(padding)), expected, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("stride, padding", [(2, 0), (2, 1), (3, 1)])
+def test_pointwise_input_backward_matches_autograd(stride, padding):
+    x = torch.rand(2, 3, 7, 6, dtype=torch.float64, requires_grad=True)
+    pixels = pointwise_input(x, (stride, stride), (padding, padding))
+    grad = torch.randn(pixels.shape, dtype=torch.float64)
+    (expected,) = torch.autograd.grad(pixels, x, grad)
+    result = pointwise_input_backward(grad, x, (stride, stride), (padding, padding))
+    assert result.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(result, expected, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("stride, padding, bias", [(1, 0, True), (2, 0, False), (2, 1, True)])
+def test_conv2d_one_by_one_kernel_matches_nn_conv2d(stride, padding, bias):
+    torch.manual_seed(2)
+    reference = nn.Conv2d(3, 5, 1, stride, padding, bias=bias).double()
+    conv = Conv2d(3, 5, 1, stride, padding, bias=bias).double()
+    conv.load_state_dict(reference.state_dict())
+    x = torch.rand(4, 3, 6, 7, dtype=torch.float64)
+    x_ref, x_pointwise = x.clone().requires_grad_(), x.clone().requires_grad_()
+    out_ref, out_pointwise = reference(x_ref), conv(x_pointwise)
+    torch.testing.assert_close(out_pointwise, out_ref, rtol=1e-12, atol=1e-12)
+    weight = torch.randn(out_ref.shape, dtype=torch.float64)
+    grads_ref = torch.autograd.grad((out_ref * weight).sum(), [x_ref, *reference.parameters()])
+    grads_pointwise = torch.autograd.grad((out_pointwise * weight).sum(), [x_pointwise, *conv.parameters()])
+    for ref, pointwise in zip(grads_ref, grads_pointwise):
+        torch.testing.assert_close(pointwise, ref, rtol=1e-12, atol=1e-12)
+
+
+def _convolution_ops(step):
+    with torch.profiler.profile() as prof:
+        step()
+    return [event.key for event in prof.key_averages() if "convolution" in event.key]
+
+
+def test_one_by_one_kernels_avoid_onednn_convolution():
+    # oneDNN's weight gradient of a strided channels-last 1x1 convolution with 2 input
+    # channels writes past its buffer on AVX2 CPUs, so neither path may call it.
+    layer = EIConv2d(2, 8, 1, stride=2)
+    conv = Conv2d(2, 8, 1, stride=2).to(memory_format=torch.channels_last)
+    x = torch.rand(2, 2, 6, 6).contiguous(memory_format=torch.channels_last)
+    assert _convolution_ops(lambda: layer(x.requires_grad_()).pow(2).mean().backward()) == []
+    assert _convolution_ops(lambda: conv(x).sum().backward()) == []

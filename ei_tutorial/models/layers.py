@@ -69,9 +69,11 @@ class TimeDistributed(nn.Module):
             ``module`` once on ``[B, ...]`` and repeat its output over time as a view
             (:mod:`ei_tutorial.repeats`). That is exact for a module that acts on each
             sample alone. Batch normalization gets the same batch statistics, but its
-            unbiased running variance counts ``B`` samples instead of ``T * B``. Leave
-            it False for modules that draw random numbers, such as dropout, whose draws
-            would then repeat over time.
+            unbiased running variance counts ``B`` samples instead of ``T * B``. A
+            batch of one sample runs over all ``T`` steps, because batch normalization
+            in training needs more than one value per channel. Leave it False for
+            modules that draw random numbers, such as dropout, whose draws would then
+            repeat over time. The output is then a view; clone it before writing to it.
 
     Shape:
         - Input: ``[T, B, ...]``.
@@ -85,7 +87,8 @@ class TimeDistributed(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         check_time_first(x, 2, type(self.module).__name__)
-        if self.once_for_repeats and repeats_first_dim(x):
+        # One sample runs over all T steps, as batch norm in training needs more than one value.
+        if self.once_for_repeats and repeats_first_dim(x) and x.shape[1] > 1:
             return repeat_first_dim(self.module(x[0]).unsqueeze(0), x.shape[0])
         steps, batch = x.shape[:2]
         return self.module(x.flatten(0, 1)).unflatten(0, (steps, batch))
