@@ -42,22 +42,31 @@ def test_embed_tap_places_gradient_and_keeps_layout():
     assert float(full.abs().sum()) == float(grad.sum())
 
 
+def compare_with_nn_conv2d(x, *args, bias):
+    """Run nn.Conv2d and Conv2d with equal parameters on ``x`` (float64); assert equal outputs and gradients.
+
+    Returns Conv2d's gradients: of ``x``, then of each parameter.
+    """
+    reference = nn.Conv2d(*args, bias=bias).double()
+    conv = Conv2d(*args, bias=bias).double()
+    conv.load_state_dict(reference.state_dict())
+    x_ref, x_conv = x.clone().requires_grad_(), x.clone().requires_grad_()
+    out_ref, out_conv = reference(x_ref), conv(x_conv)
+    assert out_conv.shape == out_ref.shape
+    torch.testing.assert_close(out_conv, out_ref, rtol=1e-12, atol=1e-12)
+    weight = torch.randn(out_ref.shape, dtype=torch.float64)
+    grads_ref = torch.autograd.grad((out_ref * weight).sum(), [x_ref, *reference.parameters()])
+    grads_conv = torch.autograd.grad((out_conv * weight).sum(), [x_conv, *conv.parameters()])
+    for ref, grad in zip(grads_ref, grads_conv):
+        torch.testing.assert_close(grad, ref, rtol=1e-12, atol=1e-12)
+    return grads_conv
+
+
 @pytest.mark.parametrize("kernel, stride, padding, bias", [(3, 1, 1, True), (3, 2, 1, False), (5, 1, 2, True)])
 def test_conv2d_matches_nn_conv2d_on_one_pixel(kernel, stride, padding, bias):
     torch.manual_seed(0)
-    reference = nn.Conv2d(7, 5, kernel, stride, padding, bias=bias).double()
-    conv = Conv2d(7, 5, kernel, stride, padding, bias=bias).double()
-    conv.load_state_dict(reference.state_dict())
     x = torch.randn(6, 7, 1, 1, dtype=torch.float64)
-    x_ref, x_tap = x.clone().requires_grad_(), x.clone().requires_grad_()
-    out_ref, out_tap = reference(x_ref), conv(x_tap)
-    assert out_tap.shape == out_ref.shape == (6, 5, 1, 1)
-    torch.testing.assert_close(out_tap, out_ref, rtol=1e-12, atol=1e-12)
-    weight = torch.randn(out_ref.shape, dtype=torch.float64)
-    grads_ref = torch.autograd.grad((out_ref * weight).sum(), [x_ref, *reference.parameters()])
-    grads_tap = torch.autograd.grad((out_tap * weight).sum(), [x_tap, *conv.parameters()])
-    for ref, tap in zip(grads_ref, grads_tap):
-        torch.testing.assert_close(tap, ref, rtol=1e-12, atol=1e-12)
+    grads_tap = compare_with_nn_conv2d(x, 7, 5, kernel, stride, padding, bias=bias)
     # Only the tap at the padding offset meets the input, so only it gets a gradient.
     grad_weight = grads_tap[1]
     others = grad_weight.clone()
@@ -119,18 +128,9 @@ def test_pointwise_input_backward_matches_autograd(stride, padding):
 @pytest.mark.parametrize("stride, padding, bias", [(1, 0, True), (2, 0, False), (2, 1, True)])
 def test_conv2d_one_by_one_kernel_matches_nn_conv2d(stride, padding, bias):
     torch.manual_seed(2)
-    reference = nn.Conv2d(3, 5, 1, stride, padding, bias=bias).double()
-    conv = Conv2d(3, 5, 1, stride, padding, bias=bias).double()
-    conv.load_state_dict(reference.state_dict())
     x = torch.rand(4, 3, 6, 7, dtype=torch.float64)
-    x_ref, x_pointwise = x.clone().requires_grad_(), x.clone().requires_grad_()
-    out_ref, out_pointwise = reference(x_ref), conv(x_pointwise)
-    torch.testing.assert_close(out_pointwise, out_ref, rtol=1e-12, atol=1e-12)
-    weight = torch.randn(out_ref.shape, dtype=torch.float64)
-    grads_ref = torch.autograd.grad((out_ref * weight).sum(), [x_ref, *reference.parameters()])
-    grads_pointwise = torch.autograd.grad((out_pointwise * weight).sum(), [x_pointwise, *conv.parameters()])
-    for ref, pointwise in zip(grads_ref, grads_pointwise):
-        torch.testing.assert_close(pointwise, ref, rtol=1e-12, atol=1e-12)
+    grads = compare_with_nn_conv2d(x, 3, 5, 1, stride, padding, bias=bias)
+    assert grads[0].shape == x.shape
 
 
 def _convolution_ops(step):
