@@ -82,7 +82,13 @@ class EILayer(nn.Module):
     """Base class of the E-I circuit layers: parameters, constraints and the combination.
 
     Subclasses provide ``fan_in``, :meth:`_drive` (computing :math:`I_{EE}` and
-    :math:`r_I`), :meth:`_mix` (applying :math:`W_{EI}`) and ``_channel_dim``.
+    :math:`r_I`), :meth:`_mix` (applying :math:`W_{EI}`), :meth:`_check_shape`,
+    :meth:`_prepare` and ``_channel_dim``.
+
+    An input that repeats one tensor along its first dimension (stride 0, as
+    :func:`ei_tutorial.data.direct_encode` returns) is computed once, and the output is
+    that result repeated as a view (:mod:`ei_tutorial.repeats`); clone it before writing
+    to it.
 
     Attributes:
         n_e: Number of excitatory outputs :math:`n_E`.
