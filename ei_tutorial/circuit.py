@@ -87,7 +87,7 @@ class EILayer(nn.Module):
 
     An input that repeats one tensor along its first dimension (stride 0, as
     :func:`ei_tutorial.data.direct_encode` returns) is computed once, and the output is
-    that result repeated as a view (:mod:`ei_tutorial.repeats`); clone it before writing
+    that result repeated as a view (:mod:`ei_tutorial.repeats`). Clone it before writing
     to it.
 
     Attributes:

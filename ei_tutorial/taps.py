@@ -31,10 +31,7 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
-
-
-def _pair(value) -> tuple[int, int]:
-    return tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+from torch.nn.modules.utils import _pair
 
 
 def single_tap(
@@ -56,14 +53,14 @@ def single_tap(
     """
     if tuple(input_size) != (1, 1) or isinstance(padding, str):
         return None
-    kernel, step, pad, spread = map(_pair, (kernel_size, stride, padding, dilation))
-    if spread != (1, 1):
+    kernels, strides, paddings, dilations = map(_pair, (kernel_size, stride, padding, dilation))
+    if dilations != (1, 1):
         return None
-    for k, s, p in zip(kernel, step, pad):
-        # One output pixel: (1 + 2p - k) // s + 1 == 1; the tap p must lie inside the kernel.
+    for k, s, p in zip(kernels, strides, paddings):
+        # One output pixel needs (1 + 2p - k) // s == 0, and the tap p must lie inside the kernel.
         if not (0 <= p < k and 0 <= 1 + 2 * p - k < s):
             return None
-    return pad
+    return paddings
 
 
 def pointwise_input(x: Tensor, stride: tuple[int, int], padding: tuple[int, int]) -> Tensor:
@@ -106,25 +103,18 @@ class Conv2d(nn.Conv2d):
     """
 
     def _conv_forward(self, input: Tensor, weight: Tensor, bias: Optional[Tensor]) -> Tensor:
-        tap = None
-        if input.dim() == 4 and self.groups == 1 and self.padding_mode == "zeros":
-            tap = single_tap(input.shape[-2:], self.kernel_size, self.stride, self.padding, self.dilation)
-        pointwise = (
-            tap is None
-            and input.dim() == 4
-            and self.kernel_size == (1, 1)
-            and self.groups == 1
-            and self.padding_mode == "zeros"
-            and not isinstance(self.padding, str)
-        )
-        if (tap is None and not pointwise) or input.shape[1] != self.in_channels:
-            # nn.Conv2d's own error names the expected and the given channels.
+        # nn.Conv2d computes unbatched inputs, groups and other padding modes, and its
+        # error on a wrong channel count names both counts.
+        if input.dim() != 4 or self.groups != 1 or self.padding_mode != "zeros" or input.shape[1] != self.in_channels:
             return super()._conv_forward(input, weight, bias)
+        tap = single_tap(input.shape[-2:], self.kernel_size, self.stride, self.padding, self.dilation)
         if tap is not None:
             out = F.linear(input.flatten(1), weight[:, :, tap[0], tap[1]], bias)
             return out[:, :, None, None]
-        pixels = pointwise_input(input, self.stride, self.padding).permute(0, 2, 3, 1)
-        return F.linear(pixels, weight[:, :, 0, 0], bias).permute(0, 3, 1, 2)
+        if self.kernel_size == (1, 1) and not isinstance(self.padding, str):
+            pixels = pointwise_input(input, self.stride, self.padding).permute(0, 2, 3, 1)
+            return F.linear(pixels, weight[:, :, 0, 0], bias).permute(0, 3, 1, 2)
+        return super()._conv_forward(input, weight, bias)
 
 
 def tap_matrices(blocks: tuple[Tensor, ...], tap: tuple[int, int]) -> tuple[Tensor, ...]:

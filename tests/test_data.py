@@ -18,7 +18,7 @@ def shared_mnist(monkeypatch, tmp_path, mnist_data_root):
     """Point the loader at the real MNIST files and an empty, private cache."""
     monkeypatch.setenv("EI_TUTORIAL_DATA", str(mnist_data_root))
     monkeypatch.setenv("EI_TUTORIAL_CACHE", str(tmp_path / "cache"))
-    # mnist_data_root is resolved, as the folders that the loader's messages name.
+    # The loader's messages name resolved folders, and mnist_data_root is resolved too.
     return mnist_data_root / "mnist"
 
 

@@ -70,8 +70,8 @@ def test_ei_layer_repeated_input_gradient():
 
 def test_batch_norm_repeated_input_matches_copies():
     torch.manual_seed(2)
-    block = TimeDistributed(nn.Sequential(nn.Conv2d(2, 4, 3, padding=1, bias=False), nn.BatchNorm2d(4)), once_for_repeats=True)
-    block = block.double()
+    conv_bn = nn.Sequential(nn.Conv2d(2, 4, 3, padding=1, bias=False), nn.BatchNorm2d(4))
+    block = TimeDistributed(conv_bn, once_for_repeats=True).double()
     twin = copy.deepcopy(block)
     twin.once_for_repeats = False
     images = torch.rand(6, 2, 5, 5, dtype=torch.float64)
@@ -130,7 +130,7 @@ def test_vgg_direct_encoding_matches_copies(variant):
         torch.testing.assert_close(p.grad, q.grad, rtol=1e-9, atol=1e-12, msg=name)
 
 
-def test_batch_norm_mlp_trains_on_one_repeated_sample():
+def test_batch_norm_mlp_one_repeated_sample():
     # Batch norm in training needs more than one value per channel, so a batch of one
     # sample runs over all time steps.
     torch.manual_seed(6)

@@ -33,7 +33,7 @@ def test_single_tap_rejects_dilation():
     assert single_tap((1, 1), 3, 1, 1, dilation=2) is None
 
 
-def test_embed_tap_places_gradient_and_keeps_layout():
+def test_embed_tap_gradient_and_layout():
     like = torch.empty(4, 3, 3, 3).contiguous(memory_format=torch.channels_last)
     grad = torch.arange(12.0).view(4, 3)
     full = embed_tap(grad, like, (1, 2))
@@ -43,7 +43,7 @@ def test_embed_tap_places_gradient_and_keeps_layout():
 
 
 def compare_with_nn_conv2d(x, *args, bias):
-    """Run nn.Conv2d and Conv2d with equal parameters on ``x`` (float64); assert equal outputs and gradients.
+    """Run nn.Conv2d and Conv2d with equal parameters on ``x`` (float64) and assert equal outputs and gradients.
 
     Returns Conv2d's gradients: of ``x``, then of each parameter.
     """
@@ -63,7 +63,7 @@ def compare_with_nn_conv2d(x, *args, bias):
 
 
 @pytest.mark.parametrize("kernel, stride, padding, bias", [(3, 1, 1, True), (3, 2, 1, False), (5, 1, 2, True)])
-def test_conv2d_matches_nn_conv2d_on_one_pixel(kernel, stride, padding, bias):
+def test_conv2d_one_pixel_matches_reference(kernel, stride, padding, bias):
     torch.manual_seed(0)
     x = torch.randn(6, 7, 1, 1, dtype=torch.float64)
     grads_tap = compare_with_nn_conv2d(x, 7, 5, kernel, stride, padding, bias=bias)
@@ -85,7 +85,7 @@ def test_conv2d_falls_back_to_nn_conv2d(shape, groups):
     torch.testing.assert_close(conv(x), reference(x), rtol=0, atol=0)
 
 
-def test_conv2d_wrong_channels_raises_like_nn_conv2d():
+def test_conv2d_wrong_channels_error():
     conv = Conv2d(4, 6, 3, 1, 1)
     with pytest.raises(RuntimeError, match="expected input.*to have 4 channels, but got 3"):
         conv(torch.randn(2, 3, 1, 1))
@@ -98,14 +98,14 @@ def test_conv2d_keeps_nn_conv2d_state_dict():
 
 
 @pytest.mark.parametrize("variant", ["bn", "plain"])
-def test_vgg_baselines_use_the_one_pixel_conv(variant):
+def test_vgg_baselines_use_taps_conv2d(variant):
     model = build_model("vgg8", variant, in_channels=1, image_size=28)
     convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
     assert convs and all(isinstance(m, Conv2d) for m in convs)
 
 
 @pytest.mark.parametrize("stride, padding", [(1, 0), (2, 0), (2, 1), ((1, 2), (1, 0))])
-def test_pointwise_input_matches_one_by_one_convolution(stride, padding):
+def test_pointwise_input_matches_convolution(stride, padding):
     # A 1x1 kernel of ones on one channel returns the pixels it reads.
     x = torch.arange(2 * 1 * 5 * 6, dtype=torch.float64).view(2, 1, 5, 6)
     ones = torch.ones(1, 1, 1, 1, dtype=torch.float64)
@@ -126,7 +126,7 @@ def test_pointwise_input_backward_matches_autograd(stride, padding):
 
 
 @pytest.mark.parametrize("stride, padding, bias", [(1, 0, True), (2, 0, False), (2, 1, True)])
-def test_conv2d_one_by_one_kernel_matches_nn_conv2d(stride, padding, bias):
+def test_conv2d_pointwise_matches_reference(stride, padding, bias):
     torch.manual_seed(2)
     x = torch.rand(4, 3, 6, 7, dtype=torch.float64)
     grads = compare_with_nn_conv2d(x, 3, 5, 1, stride, padding, bias=bias)
@@ -139,9 +139,9 @@ def _convolution_ops(step):
     return [event.key for event in prof.key_averages() if "convolution" in event.key]
 
 
-def test_one_by_one_kernels_avoid_onednn_convolution():
-    # oneDNN's weight gradient of a strided channels-last 1x1 convolution with 2 input
-    # channels writes past its buffer on AVX2 CPUs, so neither path may call it.
+def test_pointwise_kernels_skip_onednn():
+    # Under valgrind on an AVX2 CPU (PyTorch 2.14.1), oneDNN's weight gradient of a strided
+    # channels-last 1x1 convolution with 2 input channels wrote past its buffer.
     layer = EIConv2d(2, 8, 1, stride=2)
     conv = Conv2d(2, 8, 1, stride=2).to(memory_format=torch.channels_last)
     x = torch.rand(2, 2, 6, 6).contiguous(memory_format=torch.channels_last)

@@ -73,7 +73,7 @@ class TimeDistributed(nn.Module):
             batch of one sample runs over all ``T`` steps, because batch normalization
             in training needs more than one value per channel. Leave it False for
             modules that draw random numbers, such as dropout, whose draws would then
-            repeat over time. The output is then a view; clone it before writing to it.
+            repeat over time. The output is then a view, so clone it before writing to it.
 
     Shape:
         - Input: ``[T, B, ...]``.

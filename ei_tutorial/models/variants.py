@@ -11,9 +11,9 @@
 - ``"plain"``: ``nn.Linear`` or ``nn.Conv2d`` with bias and PyTorch's default
   initialisation, no normalization; an ``nn.Linear`` readout. No ``layer_kwargs``.
 
-The convolutions of ``"bn"`` and ``"plain"`` are :class:`~ei_tutorial.taps.Conv2d`,
-``nn.Conv2d`` computing a convolution over one pixel as a matrix product, as the fused
-E-I path does.
+The convolutions of ``"bn"`` and ``"plain"`` are :class:`~ei_tutorial.taps.Conv2d`:
+``nn.Conv2d`` that computes convolutions over one pixel and 1x1 convolutions as matrix
+products, as the fused E-I path does.
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ import logging
 from torch import nn
 
 from ei_tutorial.models.layers import TimeDistributed
-from ei_tutorial.taps import Conv2d
 from ei_tutorial.models.registry import register_neuron, register_variant
+from ei_tutorial.taps import Conv2d
 
 logger = logging.getLogger(__name__)
 
